@@ -1,0 +1,1 @@
+"""Thin command-line entry points: parse flags, build a config, call the library."""
