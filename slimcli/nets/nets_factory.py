@@ -1,0 +1,100 @@
+"""The nets factory: `get_network_fn(name, num_classes, weight_decay, is_training)`.
+
+    network_fn = nets_factory.get_network_fn('inception_v3', num_classes=1001)
+    logits, end_points = network_fn(images)     # creates the variables once, reuses them after
+    network_fn.default_image_size               # 299
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import tensorflow as tf
+
+from slimcli import slim
+from slimcli.errors import SlimError
+from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
+
+# The family modules, each exporting NETS (a tuple of NetSpec).
+FAMILY_MODULES = (
+    "lenet",
+)
+
+for _module in FAMILY_MODULES:
+    register_all(importlib.import_module(f"slimcli.nets.{_module}").NETS)
+
+networks_map = NETS_REGISTRY  # the original's name for the table
+
+
+def list_nets(pattern: str = "*") -> list[str]:
+    """Net names matching a wildcard (`*resnet*`), in natural order."""
+    return NETS_REGISTRY.names(pattern)
+
+
+def get_net_spec(name: str) -> NetSpec:
+    """The registry entry of `name` (an error lists the known names and the closest)."""
+    return NETS_REGISTRY.get(name)
+
+
+class NetworkFn(slim.Model):
+    """A net of the factory with its variable store: `logits, end_points = fn(images)`.
+
+    Keyword arguments given to the call override the factory's (`is_training`,
+    `dropout_keep_prob`, ...), so one set of variables serves training and
+    evaluation: `fn(images, is_training=False)`.
+    """
+
+    def __init__(self, spec: NetSpec, num_classes: int | None, weight_decay: float = 0.0,
+                 is_training: bool = False, **net_kwargs: Any):
+        super().__init__(spec.fn, name=spec.name, num_classes=num_classes,
+                         is_training=is_training, **{**spec.fn_kwargs, **net_kwargs})
+        self.spec = spec
+        self.num_classes = num_classes
+        self.weight_decay = weight_decay
+        self.default_image_size = spec.default_image_size
+        self._channels: int | None = None
+
+    def _check_images(self, images: Any) -> tf.Tensor:
+        images = tf.convert_to_tensor(images)
+        size = self.default_image_size
+        expected = f"[batch, height, width, channels] (e.g. [N, {size}, {size}, 3])"
+        if images.shape.rank != 4:
+            raise SlimError(f"{self.spec.name}: expected images of shape {expected}, "
+                            f"got shape {images.shape}.")
+        channels = images.shape[-1]
+        if channels is None:
+            raise SlimError(f"{self.spec.name}: the channel dimension of the images must be "
+                            f"known; got shape {images.shape}.")
+        if self._channels is not None and channels != self._channels:
+            raise SlimError(f"{self.spec.name}: the net was built for {self._channels}-channel "
+                            f"images, expected shape [batch, height, width, {self._channels}]; "
+                            f"got shape {images.shape}.")
+        return images
+
+    def __call__(self, images: Any, **kwargs: Any):
+        images = self._check_images(images)
+        scope = self.spec.arg_scope(weight_decay=self.weight_decay, **self.spec.arg_scope_kwargs)
+        with slim.arg_scope(scope):
+            result = super().__call__(images, **kwargs)
+        self._channels = int(images.shape[-1])
+        return result
+
+
+def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0,
+                   is_training: bool = False, **net_kwargs: Any) -> NetworkFn:
+    """Returns the net `name` as a callable `(images, **kw) -> (logits, end_points)`.
+
+    Args:
+      name: a factory name (see `list_nets()`).
+      num_classes: logits size; 0 or None gives the pre-logits features.
+      weight_decay: L2 weight decay applied through the net's arg scope.
+      is_training: the default mode of calls (batch norm, dropout).
+      **net_kwargs: extra keyword arguments of the net function
+        (`dropout_keep_prob`, `global_pool`, `depth_multiplier`, ...).
+
+    Raises:
+      SlimError: unknown name (lists the known names and the closest match).
+    """
+    spec = get_net_spec(name)
+    return NetworkFn(spec, num_classes, weight_decay, is_training, **net_kwargs)

@@ -1,0 +1,147 @@
+"""Every net of the registry against the original's facts (tests/data/nets/<name>.json).
+
+One test id per net: variables (names and shapes), end points (static shapes),
+exported op names, outputs on the documented weights and input (eager and
+tf.function), and a training step (finite gradients, batch-norm statistics).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from slimcli import nets, slim
+from slimcli.errors import SlimError
+from tests.nets_helpers import max_rel_diff, reference, reference_input, set_formula_c
+
+NET_NAMES = nets.list_nets()
+TOL = 1e-4
+
+
+def _network_fn(name: str, is_training: bool = False, **kwargs):
+    ref = reference(name)
+    return nets.get_network_fn(name, num_classes=ref["num_classes"], is_training=is_training,
+                               **kwargs), ref
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_variables_match_reference(name):
+    fn, ref = _network_fn(name)
+    size = ref["image_size"]
+    fn.build([2, size, size, 3])
+    ours = {n: v.shape.as_list() for n, v in fn.variables_dict().items()}
+    theirs = {n: shape for n, shape, _ in ref["variables"]}
+    assert sorted(set(theirs) - set(ours)) == [], "missing variables"
+    assert sorted(set(ours) - set(theirs)) == [], "extra variables"
+    assert {n: s for n, s in ours.items() if theirs[n] != s} == {}, "shape mismatches"
+    assert sum(int(np.prod(s)) for s in ours.values()) == ref["num_params"]
+    assert fn.default_image_size == ref["image_size"]
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_end_points_and_op_names(name):
+    fn, ref = _network_fn(name)
+    size = ref["image_size"]
+    seen = {}
+
+    def forward(x):
+        logits, end_points = fn(x)
+        seen["logits"] = logits.name
+        seen["end_points"] = {k: (v.name, v.shape.as_list()) for k, v in end_points.items()}
+        return logits
+
+    traced = tf.function(forward, autograph=False).get_concrete_function(
+        tf.TensorSpec([2, size, size, 3], tf.float32, name="input"))
+    shapes = {k: shape for k, (_, shape) in seen["end_points"].items()}
+    wrong = {k: (shapes.get(k), s) for k, s in ref["end_points"].items() if shapes.get(k) != s}
+    assert wrong == {}, "end points missing or of the wrong shape: {key: (ours, original)}"
+    assert seen["logits"] == ref["logits_tensor"]
+    if ref["predictions_tensor"]:
+        assert seen["end_points"][ref["predictions_end_point_key"]][0] == ref["predictions_tensor"]
+        assert fn.spec.predictions_op == ref["predictions_tensor"][:-2]
+        traced.graph.get_operation_by_name(fn.spec.predictions_op)
+    else:
+        assert fn.spec.predictions_op is None
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_outputs_match_reference(name):
+    fn, ref = _network_fn(name)
+    size = ref["image_size"]
+    fn.build([2, size, size, 3])
+    set_formula_c(fn.variables_dict(), ref["weights"]["wscale"])
+    x = tf.constant(reference_input(size))
+    logits, end_points = fn(x)
+    assert max_rel_diff(logits, ref["logits"]) < TOL
+    if ref["predictions"] is not None:
+        key = ref["predictions_end_point_key"]
+        assert max_rel_diff(end_points[key], ref["predictions"]) < TOL
+    assert np.argmax(logits.numpy().reshape(2, -1), axis=1).tolist() == ref["argmax"]
+    for key, stats in ref["trace"].items():
+        value = end_points[key].numpy()
+        assert list(value.shape) == stats["shape"], key
+        assert max_rel_diff(value.reshape(-1)[:8], stats["first8"]) < 1e-3 or \
+            np.allclose(value.reshape(-1)[:8], stats["first8"], atol=1e-4 * max(abs(stats["max"]), 1)), key
+        assert abs(value.mean() - stats["mean"]) <= 1e-4 * max(abs(stats["max"]), 1e-3), key
+    fn_logits, _ = tf.function(fn, autograph=False)(x)
+    assert max_rel_diff(fn_logits, ref["logits"]) < TOL
+
+
+@pytest.mark.parametrize("name", NET_NAMES)
+def test_training_step(name):
+    fn, ref = _network_fn(name, is_training=True)
+    fn.weight_decay = 1e-4
+    size = ref["image_size"]
+    num_classes = ref["num_classes"]
+    images = tf.random.stateless_uniform([2, size, size, 3], seed=[1, 2], minval=-1, maxval=1)
+    labels = tf.one_hot([1, 3], num_classes)
+
+    @tf.function(autograph=False)
+    def step(x, y):
+        with tf.GradientTape() as tape, slim.losses.collect():
+            logits, end_points = fn(x)
+            slim.losses.softmax_cross_entropy(tf.reshape(logits, [2, -1]), y)
+            if "AuxLogits" in end_points:
+                slim.losses.softmax_cross_entropy(tf.reshape(end_points["AuxLogits"], [2, -1]),
+                                                  y, weights=0.4)
+            total = slim.losses.get_total_loss()
+        return total, tape.gradient(total, fn.trainable_variables)
+
+    fn.build([2, size, size, 3])
+    moving = {n: v for n, v in fn.variables_dict().items() if "moving_" in n}
+    before = {n: v.numpy() for n, v in moving.items()}
+    fn(images, is_training=False)
+    assert all(np.array_equal(before[n], v.numpy()) for n, v in moving.items()), \
+        "an evaluation call changed batch-norm statistics"
+    total, grads = step(images, labels)
+    assert np.isfinite(total.numpy())
+    names = [fn.store.name_of(v) for v in fn.trainable_variables]
+    no_grad = [n for n, g in zip(names, grads) if g is None]
+    assert no_grad == [], "variables without a gradient"
+    bad = [n for n, g in zip(names, grads) if not np.all(np.isfinite(tf.convert_to_tensor(g)))]
+    assert bad == [], "non-finite gradients"
+    if moving:
+        changed = [n for n, v in moving.items() if not np.array_equal(before[n], v.numpy())]
+        assert changed, "a training call left every batch-norm statistic unchanged"
+
+
+def test_unknown_net_lists_known_names_and_closest():
+    with pytest.raises(SlimError, match=r"unknown net --model_name='lenett'.*Did you mean 'lenet'"):
+        nets.get_network_fn("lenett", num_classes=10)
+
+
+def test_wrong_rank_and_channels_name_the_expected_shape():
+    fn = nets.get_network_fn("lenet", num_classes=10)
+    with pytest.raises(SlimError, match=r"expected images of shape \[batch, height, width, channels\]"):
+        fn(tf.zeros([28, 28, 3]))
+    fn(tf.zeros([1, 28, 28, 3]))
+    with pytest.raises(SlimError, match=r"built for 3-channel images.*\[batch, height, width, 3\]"):
+        fn(tf.zeros([1, 28, 28, 1]))
+
+
+def test_num_classes_zero_returns_features():
+    fn = nets.get_network_fn("lenet", num_classes=0)
+    features, end_points = fn(tf.zeros([2, 28, 28, 1]))
+    assert features.shape == (2, 1024)
+    assert "Logits" not in end_points
