@@ -1,0 +1,280 @@
+"""Evaluating a net of the factory on a dataset split: the library behind slim-eval.
+
+    config = EvalConfig(model_name='inception_v3', checkpoint_path='/tmp/train',
+                        dataset_name='flowers', dataset_dir='/data/flowers')
+    results = run_evaluation(config)          # {'eval/Accuracy': ..., 'eval/Recall_5': ...}
+
+Every example of the split is seen exactly once (the final partial batch
+included). With `eval_loop`, each new checkpoint of a training directory is
+evaluated once, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from slimcli import datasets, nets, slim
+from slimcli.errors import SlimError
+from slimcli.slim import evaluation, metrics
+from slimcli.slim.checkpoints import CheckpointMismatch
+
+log = logging.getLogger(__name__)
+
+EMA_SUFFIX = "ExponentialMovingAverage"
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Everything slim-eval needs; field names are the original's flags."""
+    checkpoint_path: str = "/tmp/tfmodel/"
+    eval_dir: str = "/tmp/tfmodel/"
+    dataset_name: str = "imagenet"
+    dataset_split_name: str = "test"
+    dataset_dir: str | None = None
+    labels_offset: int = 0
+    model_name: str = "inception_v3"
+    preprocessing_name: str | None = None
+    eval_image_size: int | None = None
+    batch_size: int = 100
+    max_num_batches: int | None = None
+    num_preprocessing_threads: int = 4
+    moving_average_decay: float | None = None
+    use_grayscale: bool = False
+    eval_loop: bool = False
+    eval_interval_secs: float = 60.0
+    eval_timeout: float | None = None
+    max_number_of_evaluations: int | None = None
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    output_json: str | None = None
+    confusion_matrix: bool = True
+    progress: bool = True
+
+    def validate(self) -> None:
+        if not self.dataset_dir:
+            raise SlimError("--dataset_dir is required: the directory of the converted TFRecords "
+                            "(see slim-download).")
+        if self.batch_size < 1:
+            raise SlimError(f"--batch_size must be >= 1. Received: --batch_size={self.batch_size}")
+        if self.max_num_batches is not None and self.max_num_batches < 1:
+            raise SlimError(f"--max_num_batches must be >= 1. Received: {self.max_num_batches}")
+        if self.num_clones < 1:
+            raise SlimError(f"--num_clones must be >= 1. Received: --num_clones={self.num_clones}")
+
+
+def make_strategy(num_clones: int, clone_on_cpu: bool) -> tf.distribute.Strategy:
+    """One device, or MirroredStrategy over `num_clones` GPUs (or logical CPUs)."""
+    if num_clones == 1:
+        return tf.distribute.get_strategy()
+    kind = "CPU" if clone_on_cpu else "GPU"
+    devices = [d.name for d in tf.config.list_logical_devices(kind)]
+    if len(devices) < num_clones:
+        raise SlimError(f"--num_clones={num_clones} needs {num_clones} {kind} devices; found "
+                        f"{len(devices)}. Lower --num_clones"
+                        f"{'' if clone_on_cpu else ' or pass --clone_on_cpu'}.")
+    return tf.distribute.MirroredStrategy(devices[:num_clones])
+
+
+def _restore_names(net: nets.NetworkFn, reader: Any, use_ema: bool) -> dict[str, tf.Variable]:
+    """`{checkpoint key: variable}`: EMA shadows when asked for and present."""
+    names = {}
+    keys = reader.get_variable_to_shape_map()
+    for name, var in net.variables_dict().items():
+        shadow = f"{name}/{EMA_SUFFIX}"
+        names[shadow if use_ema and shadow in keys else name] = var
+    if use_ema and not any(k.endswith(EMA_SUFFIX) for k in names):
+        raise SlimError("--moving_average_decay was given but the checkpoint holds no "
+                        f"'*/{EMA_SUFFIX}' variables; train with --moving_average_decay or "
+                        "drop the flag.")
+    return names
+
+
+def _mismatch_hint(error: CheckpointMismatch, net: nets.NetworkFn, config: EvalConfig) -> str:
+    hint = f"check --model_name={config.model_name}"
+    for name, ckpt_shape, model_shape in error.mismatched:
+        if ckpt_shape and model_shape and ckpt_shape[-1] + 1 == model_shape[-1]:
+            return (f"the checkpoint has {ckpt_shape[-1]} classes and the dataset "
+                    f"{model_shape[-1]}: pass --labels_offset=1 (1000-class VGG/ResNet-v1 "
+                    f"checkpoints on 1001-class data)")
+        if ckpt_shape and model_shape and ckpt_shape[-1] != model_shape[-1]:
+            hint = (f"the checkpoint's classifier has {ckpt_shape[-1]} outputs, the net "
+                    f"{model_shape[-1]}: check --dataset_name/--labels_offset")
+    return hint
+
+
+def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
+    """restore(path): loads a checkpoint (EMA shadows with --moving_average_decay)."""
+    def restore(path: str) -> None:
+        reader = tf.train.load_checkpoint(path)
+        named = _restore_names(net, reader, config.moving_average_decay is not None)
+        try:
+            slim.assign_from_checkpoint(path, named)
+        except CheckpointMismatch as e:
+            raise SlimError(f"{e}. Likely fix: {_mismatch_hint(e, net, config)}.") from None
+        log.info("Restored %d variables from %s", len(named), path)
+    return restore
+
+
+def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size: int,
+                   preprocessing_name: str, strategy: tf.distribute.Strategy):
+    from slimcli.input_pipeline import build_input_pipeline
+    from slimcli.preprocessing import get_preprocessing
+    preprocess = get_preprocessing(preprocessing_name, is_training=False,
+                                   use_grayscale=config.use_grayscale)
+    dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
+                                   is_training=False, labels_offset=config.labels_offset,
+                                   num_parallel_calls=config.num_preprocessing_threads,
+                                   channels=1 if config.use_grayscale else 3)
+    if strategy.num_replicas_in_sync > 1:
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    return dataset
+
+
+def _metric_map(num_classes: int, with_confusion: bool) -> metrics.MetricMap:
+    named = {"eval/Accuracy": metrics.Accuracy(), "eval/Recall_5": metrics.RecallAtK(5),
+             "eval/Loss": metrics.Mean("loss")}
+    if with_confusion:
+        named["eval/ConfusionMatrix"] = metrics.ConfusionMatrix(num_classes)
+    return metrics.aggregate_metric_map(named)
+
+
+def make_eval_step(net: nets.NetworkFn, metric_map: metrics.MetricMap, num_classes: int,
+                   strategy: tf.distribute.Strategy):
+    """A tf.function that runs the net on a batch and updates every metric."""
+    def replica_step(images, labels):
+        logits, _ = net(images, is_training=False)
+        logits = tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
+        predictions = tf.argmax(logits, 1)
+        metric_map["eval/Accuracy"].update(predictions, labels)
+        metric_map["eval/Recall_5"].update(logits, labels)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        metric_map["eval/Loss"].update(losses)
+        if "eval/ConfusionMatrix" in metric_map.metrics:
+            metric_map["eval/ConfusionMatrix"].update(predictions, labels)
+
+    @tf.function
+    def step(batch):
+        images, labels = batch
+        strategy.run(replica_step, (images, labels))
+    return step
+
+
+def confusion_png(matrix: np.ndarray) -> bytes:
+    """The row-normalised confusion matrix as a PNG (rows: true class), one square per cell."""
+    from PIL import Image
+    matrix = np.asarray(matrix, np.float64)
+    n = matrix.shape[0]
+    cell = confusion_cell_size(n)
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    shade = (255 * (1 - share)).astype(np.uint8)
+    rgb = np.stack([shade, shade, np.full_like(shade, 255)], axis=-1)
+    image = Image.fromarray(np.kron(rgb, np.ones((cell, cell, 1), np.uint8)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def confusion_cell_size(num_classes: int) -> int:
+    """Pixels per confusion-matrix cell: about 800 px wide, 4 to 40 px a cell."""
+    return max(4, min(40, 800 // max(num_classes, 1)))
+
+
+def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig) -> dict:
+    """Adds per-class accuracy, writes the confusion PNG/summary and prints the results."""
+    matrix = results.pop("eval/ConfusionMatrix", None)
+    if matrix is not None:
+        matrix = np.asarray(matrix)
+        rows = matrix.sum(1)
+        names = split.labels_to_names or {}
+        results["per_class_accuracy"] = {
+            names.get(i + config.labels_offset, str(i)): (float(matrix[i, i] / rows[i])
+                                                          if rows[i] else None)
+            for i in range(len(rows))}
+        results["confusion_matrix"] = matrix.astype(int).tolist()
+        png = confusion_png(matrix)
+        os.makedirs(config.eval_dir, exist_ok=True)
+        path = os.path.join(config.eval_dir, "confusion_matrix.png")
+        with open(path, "wb") as f:
+            f.write(png)
+        results["confusion_matrix_png"] = path
+        writer = tf.summary.create_file_writer(config.eval_dir)
+        with writer.as_default():
+            tf.summary.image("eval/ConfusionMatrix", tf.image.decode_png(png)[None],
+                             step=results.get("global_step") or 0)
+        writer.flush()
+    results["num_examples"] = int(matrix.sum()) if matrix is not None else None
+    step = results.get("global_step")
+    print(f"Evaluated {results['checkpoint']} (step {step}) on {split.name}/{split.split_name}:")
+    for key in ("eval/Accuracy", "eval/Recall_5", "eval/Loss"):
+        print(f"  {key} = {results[key]:.4f}")
+    sys.stdout.flush()
+    return results
+
+
+def _write_json(path: str, payload: Any) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_evaluation(config: EvalConfig) -> dict | list[dict]:
+    """Evaluates once (a dict of results) or, with `eval_loop`, each new checkpoint (a list)."""
+    config.validate()
+    split = datasets.get_dataset(config.dataset_name, config.dataset_split_name,
+                                 config.dataset_dir)
+    if split.num_samples == 0:
+        raise SlimError(f"split {split.split_name!r} of {config.dataset_dir} is empty; "
+                        f"choose another --dataset_split_name.")
+    num_classes = split.num_classes - config.labels_offset
+    strategy = make_strategy(config.num_clones, config.clone_on_cpu)
+    spec = nets.get_net_spec(config.model_name)
+    image_size = config.eval_image_size or spec.default_image_size
+    channels = 1 if config.use_grayscale else 3
+    with strategy.scope():
+        net = nets.get_network_fn(config.model_name, num_classes, is_training=False)
+        net.build([None, image_size, image_size, channels])
+        metric_map = _metric_map(num_classes, config.confusion_matrix)
+    dataset = _build_dataset(config, split, image_size,
+                             config.preprocessing_name or spec.preprocessing, strategy)
+    step = make_eval_step(net, metric_map, num_classes, strategy)
+    restore = make_restore_fn(net, config)
+    num_batches = config.max_num_batches or math.ceil(split.num_samples / config.batch_size)
+    progress = _progress_bar(num_batches) if config.progress else None
+    if config.eval_loop:
+        if not tf.io.gfile.isdir(config.checkpoint_path):
+            raise SlimError(f"--eval_loop watches a training directory; --checkpoint_path="
+                            f"{config.checkpoint_path!r} is not a directory.")
+        results = evaluation.evaluation_loop(
+            config.checkpoint_path, restore, step, dataset, metric_map, num_batches,
+            config.eval_interval_secs, config.eval_timeout, config.max_number_of_evaluations,
+            config.eval_dir, progress=progress,
+            on_result=lambda r: _report(r, split, config))
+    else:
+        path = slim.resolve_checkpoint_path(config.checkpoint_path)
+        results = _report(evaluation.evaluate_once(path, restore, step, dataset, metric_map,
+                                                   num_batches, config.eval_dir, progress),
+                          split, config)
+    if config.output_json:
+        _write_json(config.output_json, results)
+    return results
+
+
+def _progress_bar(total: int):
+    def wrap(batches):
+        from tqdm import tqdm
+        return tqdm(batches, total=total, desc="eval", unit="batch", leave=False,
+                    disable=not sys.stderr.isatty())
+    return wrap
