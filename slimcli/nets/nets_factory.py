@@ -23,6 +23,8 @@ FAMILY_MODULES = (
     "alexnet",
     "overfeat",
     "vgg",
+    "inception_v1",
+    "inception_v2",
 )
 
 for _module in FAMILY_MODULES:
