@@ -274,7 +274,7 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
         var_name = name_or_scope.name
         if reuse is None:
             reuse = name_or_scope.reuse
-        op_base = var_name
+        op_base = None  # re-entered: TF1 reopens the scope's original name scope
     elif name_or_scope is not None:
         var_name = _join(parent.name, name_or_scope)
         op_base = _join(parent.op_scope, name_or_scope)
@@ -284,19 +284,42 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     else:
         raise SlimError("variable_scope needs name_or_scope or default_name; got neither.")
     ctx.var_counts[var_name] = ctx.var_counts.get(var_name, 0) + 1
-    op_scope = _unique(ctx.op_counts, op_base)
-    ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
+    if op_base is None:
+        op_scope = name_or_scope.op_scope
+    else:
+        op_scope = _unique(ctx.op_counts, op_base)
+        ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
     if parent.reuse is True:
         reuse = True  # reuse, once on, stays on in nested scopes (TF1's rule)
     elif reuse is None:
         reuse = parent.reuse
     scope = VariableScope(name=var_name, op_scope=op_scope, reuse=reuse)
+    saved_counts = dict(ctx.var_counts) if op_base is None else None
     token = _FRAME.set(_Frame(ctx, scope))
     try:
         with _tf_name_scope(ctx, op_scope):
             yield scope
     finally:
         _FRAME.reset(token)
+        _close_subscopes(ctx, var_name, saved_counts)
+
+
+def _close_subscopes(ctx: CallContext, var_name: str, saved_counts: dict | None) -> None:
+    """TF1's rule on leaving a variable scope: default names restart inside it.
+
+    Leaving a scope opened by name zeroes the counters of its sub-scopes, so a
+    second build of the same scope (reuse=True) names its `Conv`, `BatchNorm`,
+    ... exactly as the first; leaving a re-entered scope object restores the
+    counters it found.
+    """
+    if saved_counts is not None:
+        ctx.var_counts.clear()
+        ctx.var_counts.update(saved_counts)
+        return
+    prefix = f"{var_name}/"
+    for key in ctx.var_counts:
+        if key.startswith(prefix):
+            ctx.var_counts[key] = 0
 
 
 @contextlib.contextmanager
