@@ -19,6 +19,8 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 # The family modules, each exporting NETS (a tuple of NetSpec).
 FAMILY_MODULES = (
     "lenet",
+    "resnet_v1",
+    "resnet_v2",
 )
 
 for _module in FAMILY_MODULES:
