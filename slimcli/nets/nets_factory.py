@@ -19,6 +19,7 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 # The family modules, each exporting NETS (a tuple of NetSpec).
 FAMILY_MODULES = (
     "lenet",
+    "inception_v4",
     "resnet_v1",
     "resnet_v2",
 )
