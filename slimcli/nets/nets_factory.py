@@ -20,6 +20,7 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 FAMILY_MODULES = (
     "lenet",
     "inception_v4",
+    "inception_resnet_v2",
     "resnet_v1",
     "resnet_v2",
 )
