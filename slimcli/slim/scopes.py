@@ -284,6 +284,11 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     else:
         raise SlimError("variable_scope needs name_or_scope or default_name; got neither.")
     ctx.var_counts[var_name] = ctx.var_counts.get(var_name, 0) + 1
+    # TF1's rule for default names on exit: re-entering a scope object restores
+    # the counts seen on entry; leaving a named scope resets its sub-scopes'
+    # counts, so `shared/conv1/BatchNorm` is found again when `shared` is
+    # re-entered with reuse=True.
+    entry_counts = dict(ctx.var_counts) if isinstance(name_or_scope, VariableScope) else None
     op_scope = _unique(ctx.op_counts, op_base)
     ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
     if parent.reuse is True:
@@ -297,6 +302,18 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
             yield scope
     finally:
         _FRAME.reset(token)
+        _close_subscopes(ctx.var_counts, var_name, entry_counts)
+
+
+def _close_subscopes(counts: dict, var_name: str, entry_counts: dict | None) -> None:
+    if entry_counts is not None:
+        counts.clear()
+        counts.update(entry_counts)
+        return
+    prefix = f"{var_name}/"
+    for key in counts:
+        if key.startswith(prefix):
+            counts[key] = 0
 
 
 @contextlib.contextmanager
