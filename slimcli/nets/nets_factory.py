@@ -26,6 +26,10 @@ FAMILY_MODULES = (
     "inception_v1",
     "inception_v2",
     "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "resnet_v1",
+    "resnet_v2",
 )
 
 for _module in FAMILY_MODULES:
