@@ -208,3 +208,17 @@ def test_state_of_another_plan_is_discarded(tmp_path):
     state = shards_lib.ConversionState(str(tmp_path), "b")
     assert not os.path.exists(path) and not state.is_complete(plan[0])
     assert json.loads((tmp_path / shards_lib.STATE_FILENAME).read_text())["fingerprint"] == "a"
+
+
+def test_descriptor_file_list_beats_stray_files(tmp_path):
+    for name in ("cifar10_train.tfrecord", "cifar10_train.tfrecord.old"):
+        _write_records(str(tmp_path / name), 2)
+    write_descriptor(str(tmp_path), {
+        "name": "cifar10", "num_classes": 10, "file_pattern": "cifar10_%s.tfrecord*",
+        "splits": {"train": {"num_samples": 2, "files": ["cifar10_train.tfrecord"]}}})
+    split = get_dataset("cifar10", "train", str(tmp_path))
+    assert [os.path.basename(f) for f in split.files] == ["cifar10_train.tfrecord"]
+    os.remove(tmp_path / "cifar10_train.tfrecord")
+    with pytest.raises(SlimError, match=r"lists the records of this split but "
+                                        r"'.*cifar10_train.tfrecord' is missing; rerun"):
+        get_dataset("cifar10", "train", str(tmp_path))
