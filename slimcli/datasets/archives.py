@@ -85,7 +85,8 @@ def _check_tar_member(archive: str, member: tarfile.TarInfo) -> None:
         if member.issym():
             target = posixpath.join(posixpath.dirname(path), target)
         if target.startswith("/"):
-            raise _unsafe(archive, member.name, f"is a link to the absolute path {member.linkname!r}")
+            raise _unsafe(archive, member.name,
+                          f"is a link to the absolute path {member.linkname!r}")
         norm = posixpath.normpath(target)
         if norm == ".." or norm.startswith("../"):
             raise _unsafe(archive, member.name,
@@ -103,12 +104,20 @@ def _extract_tar(archive: str, staging: str) -> None:
                     tar.extract(member, staging, filter="data")
                 else:  # pragma: no cover - Python without extraction filters
                     tar.extract(member, staging)
+            _read_to_end(tar.fileobj)
     except SlimError:
         raise
     except tarfile.FilterError as e:
-        raise _unsafe(archive, getattr(e, "tarinfo", None) and e.tarinfo.name or "?", str(e)) from None
+        member = getattr(e, "tarinfo", None)
+        raise _unsafe(archive, member.name if member else "?", str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _corrupt(archive, e) from None
+
+
+def _read_to_end(fileobj) -> None:
+    """Reads a compressed tar stream to its end, so gzip checks its CRC and length."""
+    while fileobj.read(1 << 20):
+        pass
 
 
 def _extract_zip(archive: str, staging: str) -> None:
