@@ -1,0 +1,141 @@
+"""slim-eval end to end on a converted folder dataset, checked against a plain recomputation."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from slimcli import nets, slim
+from slimcli.cli import download as download_cli
+from slimcli.cli import evaluate as eval_cli
+from slimcli.datasets import get_dataset, read_examples
+from slimcli.evaluate import confusion_cell_size
+from slimcli.preprocessing import get_preprocessing
+
+CLASSES = ("circle", "square", "stripes")
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """3 classes x 9 PNG images of 28x28, converted with the real folder converter."""
+    root = tmp_path_factory.mktemp("eval_data")
+    rng = np.random.RandomState(0)
+    for c, name in enumerate(CLASSES):
+        os.makedirs(root / "images" / name)
+        for i in range(9):
+            pixels = (rng.rand(28, 28, 3) * 60 + 80 * c).astype(np.uint8)
+            Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
+    out = root / "records"
+    with pytest.raises(SystemExit) as exit_info:
+        download_cli.run(["slim-download", "--dataset_name=folder",
+                          f"--image_dir={root / 'images'}", f"--dataset_dir={out}",
+                          "--num_validation=11"])
+    assert exit_info.value.code == 0
+    return str(out)
+
+
+def _checkpoint(train_dir, num_classes, step=3, seed=1, extra=None):
+    net = nets.get_network_fn("lenet", num_classes)
+    net.build([None, 28, 28, 3])
+    rng = np.random.RandomState(seed)
+    values = {n: (rng.randn(*v.shape) * 0.05).astype(np.float32)
+              for n, v in net.variables_dict().items()}
+    values.update(extra or {})
+    slim.save_checkpoint(values, os.path.join(train_dir, f"model.ckpt-{step}"))
+    return values
+
+
+def _recompute(dataset_dir, values, split="validation"):
+    """Top-1 accuracy from a fresh net and plain Python decoding/preprocessing."""
+    split_info = get_dataset("folder", split, dataset_dir)
+    net = nets.get_network_fn("lenet", split_info.num_classes)
+    net.build([None, 28, 28, 3])
+    for name, var in net.variables_dict().items():
+        var.assign(values[name])
+    preprocess = get_preprocessing("lenet", is_training=False)
+    correct = total = 0
+    for example in read_examples(split_info.files):
+        image = tf.io.decode_image(example["image/encoded"][0], channels=3)
+        x = preprocess(image, 28, 28)[None]
+        logits, _ = net(x)
+        correct += int(np.argmax(logits.numpy()) == example["image/class/label"][0])
+        total += 1
+    return correct / total, total
+
+
+def _eval(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        eval_cli.run(["slim-eval", "--model_name=lenet", "--dataset_name=folder",
+                      "--dataset_split_name=validation", "--noprogress", *argv])
+    return exit_info.value.code
+
+
+def test_accuracy_equals_a_plain_recomputation(dataset_dir, tmp_path):
+    values = _checkpoint(str(tmp_path / "train"), len(CLASSES))
+    out = tmp_path / "eval" / "results.json"
+    status = _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'train'}",
+                    f"--eval_dir={tmp_path / 'eval'}", "--batch_size=4",
+                    f"--output_json={out}"])
+    assert status == 0
+    results = json.loads(out.read_text())
+    expected, total = _recompute(dataset_dir, values)
+    assert total == 11
+    assert results["num_examples"] == 11  # 3 batches of 4, the last partial: each example once
+    assert results["eval/Accuracy"] == pytest.approx(expected, abs=1e-6)  # float32 of k/11
+    assert results["eval/Recall_5"] == pytest.approx(1.0)  # 3 classes: always in the top 5
+    assert results["global_step"] == 3
+    assert set(results["per_class_accuracy"]) == set(CLASSES)
+    png = Image.open(results["confusion_matrix_png"])
+    cell = confusion_cell_size(3)
+    assert png.size == (3 * cell, 3 * cell)
+    assert np.asarray(results["confusion_matrix"]).sum() == 11
+
+
+def test_max_num_batches_and_moving_average_weights(dataset_dir, tmp_path):
+    train = str(tmp_path / "train")
+    shadow_seed = _checkpoint(str(tmp_path / "scratch"), len(CLASSES), seed=9)
+    raw = _checkpoint(train, len(CLASSES), seed=1,
+                      extra={f"{n}/ExponentialMovingAverage": v for n, v in shadow_seed.items()})
+    out = tmp_path / "ema.json"
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={train}",
+                  f"--eval_dir={tmp_path / 'e'}", "--moving_average_decay=0.999",
+                  f"--output_json={out}"]) == 0
+    expected, _ = _recompute(dataset_dir, shadow_seed)
+    assert json.loads(out.read_text())["eval/Accuracy"] == pytest.approx(expected)
+    del raw
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={train}",
+                  f"--eval_dir={tmp_path / 'e'}", "--batch_size=2", "--max_num_batches=2",
+                  f"--output_json={out}"]) == 0
+    assert json.loads(out.read_text())["num_examples"] == 4
+
+
+def test_eval_loop_evaluates_each_checkpoint(dataset_dir, tmp_path):
+    train = str(tmp_path / "train")
+    _checkpoint(train, len(CLASSES), step=1, seed=1)
+    _checkpoint(train, len(CLASSES), step=2, seed=2)
+    out = tmp_path / "loop.json"
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={train}",
+                  f"--eval_dir={tmp_path / 'e'}", "--eval_loop", "--eval_interval_secs=0",
+                  "--eval_timeout=1", f"--output_json={out}"]) == 0
+    assert [r["global_step"] for r in json.loads(out.read_text())] == [1, 2]
+
+
+def test_mismatched_checkpoint_and_bad_input_are_one_line_errors(dataset_dir, tmp_path, capsys):
+    _checkpoint(str(tmp_path / "train"), 2)  # 2 classes; the dataset has 3
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'train'}",
+                  f"--eval_dir={tmp_path / 'e'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "LeNet/fc4/weights: checkpoint [1024, 2] vs model [1024, 3]" in err[0]
+    assert "--labels_offset" in err[0]
+    assert _eval([f"--dataset_dir={tmp_path / 'missing'}",
+                  f"--checkpoint_path={tmp_path / 'train'}"]) == 2
+    assert "does not exist; run `slim-download" in capsys.readouterr().err
+    assert _eval([f"--dataset_dir={dataset_dir}", "--dataset_split_name=test",
+                  f"--checkpoint_path={tmp_path / 'train'}"]) == 2
+    assert "validation" in capsys.readouterr().err
