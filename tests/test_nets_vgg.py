@@ -61,7 +61,8 @@ def test_vgg_fc_conv_padding_same_gives_per_location_logits():
 def test_vgg_variants_are_one_builder_with_repeat_counts():
     assert vgg_module.vgg_16.func is vgg_module.vgg is vgg_module.vgg_19.func
     assert nets.get_net_spec("vgg_19").fn_kwargs == {"scope": "vgg_19", "repeats": (2, 2, 4, 4, 4)}
-    with pytest.raises(SlimError, match=r"repeats must be 5 positive conv counts.*repeats=\(2, 2\)"):
+    with pytest.raises(SlimError,
+                       match=r"repeats must be 5 positive conv counts.*repeats=\(2, 2\)"):
         slim.Model(vgg_module.vgg, repeats=(2, 2))(tf.zeros([1, 32, 32, 3]))
 
 

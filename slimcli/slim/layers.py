@@ -108,8 +108,11 @@ def conv2d(inputs, num_outputs: int, kernel_size, stride=1, padding: str = "SAME
                                  initializer=weights_initializer, regularizer=weights_regularizer,
                                  trainable=trainable,
                                  collections=_cols(variables_collections, "weights"))
-        y = tf.nn.conv2d(x, _cast(weights, x), strides=[1, sh, sw, 1], padding=padding,
-                         dilations=[1, rh, rw, 1])
+        if _covers_whole_input(x, kh, kw, padding, rh, rw):
+            y = _whole_input_conv(x, _cast(weights, x))
+        else:
+            y = tf.nn.conv2d(x, _cast(weights, x), strides=[1, sh, sw, 1], padding=padding,
+                             dilations=[1, rh, rw, 1])
         y = _normalize_or_bias(y, num_outputs, normalizer_fn, normalizer_params,
                                biases_initializer, biases_regularizer, variables_collections,
                                trainable)
@@ -117,6 +120,24 @@ def conv2d(inputs, num_outputs: int, kernel_size, stride=1, padding: str = "SAME
 
 
 convolution2d = conv2d
+
+
+def _covers_whole_input(x: tf.Tensor, kh: int, kw: int, padding: str, rh: int, rw: int) -> bool:
+    """True for a VALID, undilated kernel exactly the size of the static input map."""
+    return (padding == "VALID" and rh == 1 and rw == 1
+            and x.shape[1] == kh and x.shape[2] == kw)
+
+
+def _whole_input_conv(x: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """The same result as the convolution, as one matmul (fc6 of VGG/AlexNet/OverFeat).
+
+    A kernel covering the whole map gives a 1x1 output: a fully connected layer
+    on the flattened map, which CPU kernels run several times faster than conv.
+    """
+    kh, kw, c_in, c_out = weights.shape.as_list()
+    flat = tf.reshape(x, [-1, kh * kw * c_in])
+    y = tf.matmul(flat, tf.reshape(weights, [kh * kw * c_in, c_out]))
+    return tf.reshape(y, [-1, 1, 1, c_out])
 
 
 @add_arg_scope
