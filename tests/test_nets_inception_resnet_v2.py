@@ -89,16 +89,27 @@ def test_scope_and_reuse_share_every_variable():
         n.replace("InceptionResnetV2/", "Shared/", 1) for n in original)
 
 
-def test_dropout_keep_prob_and_activation_fn():
+def test_dropout_keep_prob_applies_only_in_training():
     model = slim.Model(irv2.inception_resnet_v2, num_classes=3, create_aux_logits=False)
     x = tf.random.stateless_uniform([2, 75, 75, 3], seed=[7, 8])
     with slim.arg_scope(ARG_SCOPE):
         _, kept = model(x, is_training=True, dropout_keep_prob=1.0)
         _, train = model(x, is_training=True, dropout_keep_prob=0.5)
-        _, relu6 = model(x, is_training=False, activation_fn=tf.nn.relu6)
-    before = kept["PreLogitsFlatten"].numpy()
+        _, evaluation = model(x, is_training=False, dropout_keep_prob=0.5)
+    before = kept["PreLogitsFlatten"].numpy()        # same batch statistics, no dropout
     after = train["PreLogitsFlatten"].numpy()
     assert np.all((after == 0.0) | np.isclose(after, 2.0 * before, rtol=1e-5, atol=1e-6))
     assert 0.35 < np.mean(after[before != 0.0] == 0.0) < 0.65
-    # relu6 bounds the residual blocks' outputs; Mixed_7a is a concat of them.
-    assert float(tf.reduce_max(relu6["Mixed_7a"])) <= 6.0
+    np.testing.assert_array_equal(evaluation["PreLogitsFlatten"],
+                                  tf.reshape(evaluation["global_pool"], [2, -1]))
+
+
+def test_activation_fn_of_the_residual_blocks():
+    model = slim.Model(irv2.inception_resnet_v2_base, final_endpoint="PreAuxLogits")
+    # Large inputs: in eval mode with fresh statistics the net is positively homogeneous.
+    x = 1e4 * tf.random.stateless_uniform([1, 75, 75, 3], seed=[7, 8])
+    with slim.arg_scope(ARG_SCOPE), slim.arg_scope([slim.batch_norm], is_training=False):
+        relu, _ = model(x)
+        relu6, _ = model(x, activation_fn=tf.nn.relu6)
+    assert float(tf.reduce_max(relu)) > 6.0
+    assert 0.0 <= float(tf.reduce_min(relu6)) and float(tf.reduce_max(relu6)) <= 6.0
