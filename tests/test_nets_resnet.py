@@ -173,7 +173,7 @@ def test_is_training_none_leaves_batch_norm_mode_to_the_arg_scope():
     with slim.arg_scope([slim.batch_norm], is_training=False):
         model(x)
     np.testing.assert_array_equal(mean.numpy(), before)
-    model(x)                                                           # batch_norm default: training
+    model(x)                                    # batch_norm defaults to training
     assert not np.array_equal(mean.numpy(), before)
 
 
