@@ -220,7 +220,7 @@ def inception_resnet_v2_base(inputs: tf.Tensor, final_endpoint: str = "Conv2d_7b
             if add("Mixed_5b", net):
                 return net, end_points
             net = slim.repeat(net, 10, block35, scale=0.17, activation_fn=activation_fn)
-            # 17 x 17 x 1088 (33 x 33 with output_stride 8 and 'SAME' padding)
+            # 17 x 17 x 1088 (output_stride 8: 33 x 33, or 38 x 38 with align_feature_maps)
             use_atrous = output_stride == 8
             net = _mixed_6a(net, padding, use_atrous)
             if add("Mixed_6a", net):
