@@ -62,7 +62,7 @@ def test_output_stride_8_and_align_feature_maps(align_feature_maps, sizes):
     assert "InceptionResnetV2/Repeat_1/block17_20/Conv2d_1x1/weights" in ours
 
 
-def test_num_classes_zero_and_create_aux_logits_false():
+def test_num_classes_zero_gives_pooled_features_without_classifier_variables():
     model, output, end_points = trace_net(irv2.inception_resnet_v2, ARG_SCOPE, [2, 299, 299, 3],
                                           num_classes=0, is_training=False)
     assert output == [2, 1, 1, 1536] and end_points["global_pool"] == [2, 1, 1, 1536]
@@ -70,23 +70,20 @@ def test_num_classes_zero_and_create_aux_logits_false():
     names = set(model.variables_dict())
     original = [n for n, _, _ in reference("inception_resnet_v2")["variables"]]
     assert names == {n for n in original if "/Logits/" not in n and "/AuxLogits/" not in n}
-    model, output, end_points = trace_net(irv2.inception_resnet_v2, ARG_SCOPE, [2, 299, 299, 3],
-                                          num_classes=10, create_aux_logits=False)
-    assert output == [2, 10] and "AuxLogits" not in end_points
-    assert not [n for n in model.variables_dict() if "/AuxLogits/" in n]
 
 
-def test_scope_and_reuse_share_every_variable():
+def test_scope_reuse_and_create_aux_logits_false():
     def twice(images):
-        first, _ = irv2.inception_resnet_v2(images, is_training=False, scope="Shared")
-        second, _ = irv2.inception_resnet_v2(images, is_training=False, scope="Shared",
-                                             reuse=True)
-        return first, {"second": second}
+        kwargs = dict(num_classes=10, is_training=False, create_aux_logits=False)
+        first, end_points = irv2.inception_resnet_v2(images, scope="Shared", **kwargs)
+        second, _ = irv2.inception_resnet_v2(images, scope="Shared", reuse=True, **kwargs)
+        return first + second, end_points
 
-    model, _, _ = trace_net(twice, ARG_SCOPE, [1, 299, 299, 3])
+    model, output, end_points = trace_net(twice, ARG_SCOPE, [1, 299, 299, 3])
+    assert output == [1, 10] and "AuxLogits" not in end_points
     original = [n for n, _, _ in reference("inception_resnet_v2")["variables"]]
     assert sorted(model.variables_dict()) == sorted(
-        n.replace("InceptionResnetV2/", "Shared/", 1) for n in original)
+        n.replace("InceptionResnetV2/", "Shared/", 1) for n in original if "/AuxLogits/" not in n)
 
 
 def test_dropout_keep_prob_applies_only_in_training():

@@ -48,27 +48,18 @@ def test_num_classes_zero_gives_pooled_features_without_classifier_variables():
     assert not [n for n in names if n.startswith(("InceptionV4/Logits", "InceptionV4/AuxLogits"))]
 
 
-def test_create_aux_logits_false_and_custom_scope():
-    model, output, end_points = trace_net(v4.inception_v4, ARG_SCOPE, [2, 299, 299, 3],
-                                          num_classes=10, create_aux_logits=False, scope="Tower")
-    assert output == [2, 10] and "AuxLogits" not in end_points
-    names = list(model.variables_dict())
-    original = [n for n, _, _ in reference("inception_v4")["variables"]]
-    expected = {n.replace("InceptionV4/", "Tower/", 1) for n in original if "/AuxLogits/" not in n}
-    assert set(names) == expected
-
-
-def test_reuse_shares_every_variable():
+def test_scope_reuse_and_create_aux_logits_false():
     def twice(images):
-        first, _ = v4.inception_v4(images, num_classes=1001, is_training=False, scope="Shared")
-        second, _ = v4.inception_v4(images, num_classes=1001, is_training=False, scope="Shared",
-                                    reuse=True)
-        return first, {"second": second}
+        kwargs = dict(num_classes=10, is_training=False, create_aux_logits=False)
+        first, end_points = v4.inception_v4(images, scope="Shared", **kwargs)
+        second, _ = v4.inception_v4(images, scope="Shared", reuse=True, **kwargs)
+        return first + second, end_points
 
-    model, _, _ = trace_net(twice, ARG_SCOPE, [1, 107, 107, 3])
+    model, output, end_points = trace_net(twice, ARG_SCOPE, [1, 107, 107, 3])
+    assert output == [1, 10] and "AuxLogits" not in end_points
     original = [n for n, _, _ in reference("inception_v4")["variables"]]
     assert sorted(model.variables_dict()) == sorted(
-        n.replace("InceptionV4/", "Shared/", 1) for n in original)
+        n.replace("InceptionV4/", "Shared/", 1) for n in original if "/AuxLogits/" not in n)
 
 
 def test_dropout_keep_prob_applies_only_in_training():
