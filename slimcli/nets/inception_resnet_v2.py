@@ -43,7 +43,18 @@ def _residual(net: tf.Tensor, mixed: tf.Tensor, scale: float,
 
 def block35(net: tf.Tensor, scale: float = 1.0, activation_fn: Callable | None = tf.nn.relu,
             scope: str | None = None, reuse: Any = None) -> tf.Tensor:
-    """The 35 x 35 residual Inception block (Inception-ResNet-A)."""
+    """The 35 x 35 residual Inception block (Inception-ResNet-A).
+
+    Args:
+      net: the previous block's output; the block adds a scaled residual to it.
+      scale: the residual's scale.
+      activation_fn: applied after the sum (None for the last Block8).
+      scope: the variable scope.
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      A tensor of the shape of `net`.
+    """
     with slim.variable_scope(scope, "Block35", reuse=reuse):
         with slim.variable_scope("Branch_0"):
             tower_conv = slim.conv2d(net, 32, 1, scope="Conv2d_1x1")
@@ -60,7 +71,18 @@ def block35(net: tf.Tensor, scale: float = 1.0, activation_fn: Callable | None =
 
 def block17(net: tf.Tensor, scale: float = 1.0, activation_fn: Callable | None = tf.nn.relu,
             scope: str | None = None, reuse: Any = None) -> tf.Tensor:
-    """The 17 x 17 residual Inception block (Inception-ResNet-B)."""
+    """The 17 x 17 residual Inception block (Inception-ResNet-B).
+
+    Args:
+      net: the previous block's output; the block adds a scaled residual to it.
+      scale: the residual's scale.
+      activation_fn: applied after the sum (None for the last Block8).
+      scope: the variable scope.
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      A tensor of the shape of `net`.
+    """
     with slim.variable_scope(scope, "Block17", reuse=reuse):
         with slim.variable_scope("Branch_0"):
             tower_conv = slim.conv2d(net, 192, 1, scope="Conv2d_1x1")
@@ -74,7 +96,18 @@ def block17(net: tf.Tensor, scale: float = 1.0, activation_fn: Callable | None =
 
 def block8(net: tf.Tensor, scale: float = 1.0, activation_fn: Callable | None = tf.nn.relu,
            scope: str | None = None, reuse: Any = None) -> tf.Tensor:
-    """The 8 x 8 residual Inception block (Inception-ResNet-C)."""
+    """The 8 x 8 residual Inception block (Inception-ResNet-C).
+
+    Args:
+      net: the previous block's output; the block adds a scaled residual to it.
+      scale: the residual's scale.
+      activation_fn: applied after the sum (None for the last Block8).
+      scope: the variable scope.
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      A tensor of the shape of `net`.
+    """
     with slim.variable_scope(scope, "Block8", reuse=reuse):
         with slim.variable_scope("Branch_0"):
             tower_conv = slim.conv2d(net, 192, 1, scope="Conv2d_1x1")
@@ -220,7 +253,7 @@ def inception_resnet_v2_base(inputs: tf.Tensor, final_endpoint: str = "Conv2d_7b
             if add("Mixed_5b", net):
                 return net, end_points
             net = slim.repeat(net, 10, block35, scale=0.17, activation_fn=activation_fn)
-            # 17 x 17 x 1088 (33 x 33 with output_stride 8 and 'SAME' padding)
+            # 17 x 17 x 1088 (output_stride 8: 33 x 33, or 38 x 38 with align_feature_maps)
             use_atrous = output_stride == 8
             net = _mixed_6a(net, padding, use_atrous)
             if add("Mixed_6a", net):

@@ -34,7 +34,16 @@ def _concat(branches: list[tf.Tensor]) -> tf.Tensor:
 
 def block_inception_a(inputs: tf.Tensor, scope: str | None = None,
                       reuse: Any = None) -> tf.Tensor:
-    """Inception-A (35 x 35 grid): 1x1, 1x1-3x3, 1x1-3x3-3x3, avgpool-1x1 branches, 384 out."""
+    """Inception-A (35 x 35 grid): 1x1, 1x1-3x3, 1x1-3x3-3x3, avgpool-1x1 branches, 384 out.
+
+    Args:
+      inputs: the previous block's output.
+      scope: the variable scope (the end-point name, e.g. `Mixed_5b`).
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      The concatenated branches.
+    """
     with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d], **_SAME_STRIDE_1):
         with slim.variable_scope(scope, "BlockInceptionA", reuse=reuse):
             with slim.variable_scope("Branch_0"):
@@ -54,7 +63,16 @@ def block_inception_a(inputs: tf.Tensor, scope: str | None = None,
 
 def block_reduction_a(inputs: tf.Tensor, scope: str | None = None,
                       reuse: Any = None) -> tf.Tensor:
-    """Reduction-A: 35 x 35 x 384 → 17 x 17 x 1024."""
+    """Reduction-A: 35 x 35 x 384 → 17 x 17 x 1024.
+
+    Args:
+      inputs: the previous block's output.
+      scope: the variable scope (the end-point name, e.g. `Mixed_5b`).
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      The concatenated branches.
+    """
     with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d], **_SAME_STRIDE_1):
         with slim.variable_scope(scope, "BlockReductionA", reuse=reuse):
             with slim.variable_scope("Branch_0"):
@@ -73,7 +91,16 @@ def block_reduction_a(inputs: tf.Tensor, scope: str | None = None,
 
 def block_inception_b(inputs: tf.Tensor, scope: str | None = None,
                       reuse: Any = None) -> tf.Tensor:
-    """Inception-B (17 x 17 grid): factorized 7x7 branches, 1024 out."""
+    """Inception-B (17 x 17 grid): factorized 7x7 branches, 1024 out.
+
+    Args:
+      inputs: the previous block's output.
+      scope: the variable scope (the end-point name, e.g. `Mixed_5b`).
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      The concatenated branches.
+    """
     with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d], **_SAME_STRIDE_1):
         with slim.variable_scope(scope, "BlockInceptionB", reuse=reuse):
             with slim.variable_scope("Branch_0"):
@@ -96,7 +123,16 @@ def block_inception_b(inputs: tf.Tensor, scope: str | None = None,
 
 def block_reduction_b(inputs: tf.Tensor, scope: str | None = None,
                       reuse: Any = None) -> tf.Tensor:
-    """Reduction-B: 17 x 17 x 1024 → 8 x 8 x 1536."""
+    """Reduction-B: 17 x 17 x 1024 → 8 x 8 x 1536.
+
+    Args:
+      inputs: the previous block's output.
+      scope: the variable scope (the end-point name, e.g. `Mixed_5b`).
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      The concatenated branches.
+    """
     with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d], **_SAME_STRIDE_1):
         with slim.variable_scope(scope, "BlockReductionB", reuse=reuse):
             with slim.variable_scope("Branch_0"):
@@ -117,7 +153,16 @@ def block_reduction_b(inputs: tf.Tensor, scope: str | None = None,
 
 def block_inception_c(inputs: tf.Tensor, scope: str | None = None,
                       reuse: Any = None) -> tf.Tensor:
-    """Inception-C (8 x 8 grid): split 1x3/3x1 branches, 1536 out."""
+    """Inception-C (8 x 8 grid): split 1x3/3x1 branches, 1536 out.
+
+    Args:
+      inputs: the previous block's output.
+      scope: the variable scope (the end-point name, e.g. `Mixed_5b`).
+      reuse: reuse the variables of the scope.
+
+    Returns:
+      The concatenated branches.
+    """
     with slim.arg_scope([slim.conv2d, slim.avg_pool2d, slim.max_pool2d], **_SAME_STRIDE_1):
         with slim.variable_scope(scope, "BlockInceptionC", reuse=reuse):
             with slim.variable_scope("Branch_0"):

@@ -215,23 +215,26 @@ def batch_norm_mode(is_training: bool | None):
     return slim.arg_scope([slim.batch_norm], is_training=is_training)
 
 
-def root_output_stride(output_stride: int | None) -> int | None:
-    """The output stride left for the blocks after the root block's stride of 4.
+def root_output_stride(output_stride: int | None, blocks: Sequence[Block]) -> int | None:
+    """The output stride left for `blocks` after the root block's stride of 4.
 
     Args:
       output_stride: the net's wanted output stride, or None.
+      blocks: the blocks that follow the root block.
 
     Returns:
       `output_stride // 4`, or None.
 
     Raises:
-      SlimError: `output_stride` is not a positive multiple of 4.
+      SlimError: the net cannot reach `output_stride` (for the standard
+        ResNets: anything but 4, 8, 16, 32).
     """
     if output_stride is None:
         return None
-    if output_stride <= 0 or output_stride % 4 != 0:
-        raise SlimError(f"resnet: output_stride={output_stride} must be a multiple of 4 "
-                        f"(8, 16 or 32 for dense features), or None for 32.")
+    valid = [4 * stride for stride in reachable_output_strides(blocks)]
+    if output_stride not in valid:
+        raise SlimError(f"resnet: output_stride={output_stride} cannot be reached; use one of "
+                        f"{valid}, or None for {valid[-1]}.")
     return output_stride // 4
 
 

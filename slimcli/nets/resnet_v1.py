@@ -119,7 +119,7 @@ def resnet_v1(inputs: tf.Tensor, blocks: Sequence[resnet_utils.Block],
       (`resnet_v1_50/block1`), plus `global_pool` and `predictions`.
 
     Raises:
-      SlimError: an output_stride that is not a multiple of 4 or cannot be reached.
+      SlimError: an output_stride the blocks cannot reach.
     """
     with slim.variable_scope(scope, "resnet_v1", reuse=reuse) as sc:
         collection = f"{sc.original_name_scope}_end_points"
@@ -128,7 +128,7 @@ def resnet_v1(inputs: tf.Tensor, blocks: Sequence[resnet_utils.Block],
               resnet_utils.batch_norm_mode(is_training)):
             net = inputs
             if include_root_block:
-                output_stride = resnet_utils.root_output_stride(output_stride)
+                output_stride = resnet_utils.root_output_stride(output_stride, blocks)
                 net = resnet_utils.conv2d_same(net, 64, 7, stride=2, scope="conv1")  # /2 x 64
                 net = slim.max_pool2d(net, [3, 3], stride=2, scope="pool1")          # /4 x 64
             net = resnet_utils.stack_blocks_dense(net, blocks, output_stride,

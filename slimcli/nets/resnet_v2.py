@@ -109,7 +109,7 @@ def resnet_v2(inputs: tf.Tensor, blocks: Sequence[resnet_utils.Block],
       (`resnet_v2_50/block1`), plus `global_pool` and `predictions`.
 
     Raises:
-      SlimError: an output_stride that is not a multiple of 4 or cannot be reached.
+      SlimError: an output_stride the blocks cannot reach.
     """
     with slim.variable_scope(scope, "resnet_v2", reuse=reuse) as sc:
         collection = f"{sc.original_name_scope}_end_points"
@@ -118,7 +118,7 @@ def resnet_v2(inputs: tf.Tensor, blocks: Sequence[resnet_utils.Block],
               resnet_utils.batch_norm_mode(is_training)):
             net = inputs
             if include_root_block:
-                output_stride = resnet_utils.root_output_stride(output_stride)
+                output_stride = resnet_utils.root_output_stride(output_stride, blocks)
                 # The first unit's preact does the batch norm and ReLU of conv1.
                 with slim.arg_scope([slim.conv2d], activation_fn=None, normalizer_fn=None):
                     net = resnet_utils.conv2d_same(net, 64, 7, stride=2, scope="conv1")  # /2 x 64
