@@ -79,7 +79,8 @@ def test_v1_spatial_squeeze_and_global_pool():
     fn = nets.get_network_fn("mobilenet_v1_025", num_classes=5, spatial_squeeze=False)
     logits, _ = fn(_images(64))
     assert logits.shape == (2, 1, 1, 5)
-    # 320 x 320 input: a 10 x 10 map; the fixed 7x7 pool (stride 2) leaves 2 x 2, global pooling 1 x 1.
+    # 320 x 320 input: a 10 x 10 map; the fixed 7x7 pool (stride 2) leaves 2 x 2,
+    # global pooling 1 x 1.
     fixed = nets.get_network_fn("mobilenet_v1_025", num_classes=5, spatial_squeeze=False)
     _, end_points = fixed(_images(320, batch=1))
     assert end_points["AvgPool_1a"].shape == (1, 2, 2, 256)   # 7x7, stride 2
@@ -166,6 +167,7 @@ def test_make_divisible_and_expansion():
     assert conv_blocks.make_divisible(3, 8, min_value=4) == 4
     assert conv_blocks.expand_input_by_factor(184 / 80.)(num_inputs=80) == 184
     assert conv_blocks.expand_input_by_factor(1, divisible_by=1)(num_inputs=13) == 13
+    assert lib.scaled_depth(16, 0.35) == 8 and lib.scaled_depth(16, 0.35, min_depth=12) == 12
 
 
 def test_hard_swish_and_gate_values():

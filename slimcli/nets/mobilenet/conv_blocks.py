@@ -138,7 +138,8 @@ def _pointwise(inputs: tf.Tensor, num_outputs: int, scope: str, **kwargs: Any) -
 def expanded_conv(input_tensor: tf.Tensor, num_outputs: int,
                   expansion_size: int | Callable[..., int] = expand_input_by_factor(6),
                   stride: int = 1, rate: int = 1, kernel_size: Sequence[int] = (3, 3),
-                  residual: bool = True, normalizer_fn: Callable | None = None,
+                  residual: bool | Callable[..., tf.Tensor] = True,
+                  normalizer_fn: Callable | None = None,
                   expansion_transform: Callable | None = None,
                   depthwise_location: str | None = "expansion",
                   depthwise_channel_multiplier: int = 1, endpoints: dict | None = None,
@@ -160,7 +161,8 @@ def expanded_conv(input_tensor: tf.Tensor, num_outputs: int,
       stride: the depthwise stride.
       rate: the depthwise dilation rate.
       kernel_size: the depthwise kernel size.
-      residual: add the input when stride is 1 and the channels match.
+      residual: add the input when stride is 1 and the channels match; or a
+        function `(input_tensor=, output_tensor=) -> output` making a custom one.
       normalizer_fn: the normalizer of every conv of the block.
       expansion_transform: `fn(expansion_tensor, input_tensor)` applied after
         the depthwise conv (squeeze-excite in v3).
