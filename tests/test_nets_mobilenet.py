@@ -19,7 +19,7 @@ from slimcli.nets.mobilenet import conv_blocks
 from slimcli.nets.mobilenet import mobilenet as lib
 from slimcli.nets.mobilenet import mobilenet_v2 as v2
 from slimcli.nets.mobilenet import mobilenet_v3 as v3
-from tests.nets_helpers import DATA, max_rel_diff, reference, reference_input
+from tests.nets_helpers import DATA, max_rel_diff, reference, reference_input, set_formula_c
 
 
 def _images(size: int, batch: int = 2) -> tf.Tensor:
@@ -255,3 +255,14 @@ def test_v3_scope_reuse_and_edgetpu_finegrain():
     _, end_points = nets.get_network_fn("mobilenet_edgetpu", num_classes=3, depth_multiplier=0.5,
                                         finegrain_classification_mode=True)(_images(32))
     assert end_points["layer_24"].shape[-1] == 1280
+
+
+def test_v3_float16_inputs_compute_in_float16():
+    fn = nets.get_network_fn("mobilenet_v3_small", num_classes=10)
+    images = _images(32)
+    fn.build(images.shape)
+    set_formula_c(fn.variables_dict(), 2 ** 0.5)  # the initializer's logits are ~1e-10
+    logits, _ = fn(images)
+    half, end_points = fn(tf.cast(images, tf.float16))
+    assert half.dtype == tf.float16 and end_points["layer_2"].dtype == tf.float16
+    assert max_rel_diff(tf.cast(half, tf.float32), logits) < 2e-2

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from slimcli import slim
@@ -66,9 +65,9 @@ def fixed_padding(inputs: tf.Tensor, kernel_size: Sequence[int] | int,
 
 
 def hard_swish(x: tf.Tensor) -> tf.Tensor:
-    """x * relu6(x + 3) / 6, in a `hard_swish` name scope."""
+    """x * relu6(x + 3) / 6, in a `hard_swish` name scope (any float dtype)."""
     with tf.name_scope("hard_swish"):
-        return x * tf.nn.relu6(x + np.float32(3)) * np.float32(1.0 / 6.0)
+        return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
 
 
 def hard_sigmoid_gate(x: tf.Tensor) -> tf.Tensor:
