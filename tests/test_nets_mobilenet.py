@@ -146,9 +146,11 @@ def test_v1_output_stride_and_explicit_padding():
 
 def test_v1_scope_and_reuse():
     def two_towers(images):
-        a, _ = v1.mobilenet_v1(images, num_classes=3, depth_multiplier=0.25, scope="Tower")
+        # is_training=False: the default (True) would apply dropout.
+        a, _ = v1.mobilenet_v1(images, num_classes=3, depth_multiplier=0.25, scope="Tower",
+                               is_training=False)
         b, _ = v1.mobilenet_v1(images, num_classes=3, depth_multiplier=0.25, scope="Tower",
-                               reuse=True)
+                               is_training=False, reuse=True)
         return a, b
 
     model = slim.Model(two_towers)
