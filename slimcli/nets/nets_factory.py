@@ -30,6 +30,9 @@ FAMILY_MODULES = (
     "inception_resnet_v2",
     "resnet_v1",
     "resnet_v2",
+    "mobilenet_v1",
+    "mobilenet.mobilenet_v2",
+    "mobilenet.mobilenet_v3",
 )
 
 for _module in FAMILY_MODULES:
