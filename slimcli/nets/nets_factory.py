@@ -19,6 +19,8 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 # The family modules, each exporting NETS (a tuple of NetSpec).
 FAMILY_MODULES = (
     "lenet",
+    "nasnet.nasnet",
+    "nasnet.pnasnet",
 )
 
 for _module in FAMILY_MODULES:
