@@ -36,8 +36,9 @@ def test_calc_reduction_layers_places_reductions_evenly():
 
 
 def test_parse_operation_and_its_errors():
-    assert nasnet_utils.parse_operation("separable_5x5_2") == nasnet_utils.Operation("separable", 5, 2)
-    assert nasnet_utils.parse_operation("separable_3x3") == nasnet_utils.Operation("separable", 3, 1)
+    Operation = nasnet_utils.Operation
+    assert nasnet_utils.parse_operation("separable_5x5_2") == Operation("separable", 5, 2)
+    assert nasnet_utils.parse_operation("separable_3x3") == Operation("separable", 3, 1)
     assert nasnet_utils.parse_operation("max_pool_3x3") == nasnet_utils.Operation("max_pool", 3)
     assert nasnet_utils.parse_operation("none").kind == "none"
     with pytest.raises(SlimError, match=r"unknown cell operation 'conv_3x3'.*separable_KxK_N"):
