@@ -238,3 +238,27 @@ def test_arg_scopes_have_the_original_defaults():
         assert (bn["decay"], bn["epsilon"], bn["scale"]) == (decay, epsilon, True), scope_fn
         assert sc[slim.conv2d._key_op]["biases_initializer"] is None
         assert sc[slim.fully_connected._key_op]["scope"] == "FC"
+
+
+@pytest.mark.parametrize("name,size,cell_nums,total", [
+    # ImageNet NASNet: 2 stem + 3 normal + 2 reduction cells, ratio over num_cells + 4.
+    ("nasnet_mobile", 64, list(range(7)), 7),
+    # CIFAR NASNet: no stem cells, ratio over num_cells + 2.
+    ("nasnet_cifar", 16, list(range(5)), 5),
+    # PNASNet: 2 stem + 3 cells, ratio over num_cells + 2.
+    ("pnasnet_mobile", 64, list(range(5)), 5),
+])
+def test_drop_path_depth_ratio_counts_every_cell(monkeypatch, name, size, cell_nums, total):
+    seen = []
+    real = nasnet_utils.scheduled_keep_prob
+
+    def record(keep_prob, cell_num, total_num_cells, current_step, total_training_steps):
+        seen.append((cell_num, total_num_cells, total_training_steps))
+        return real(keep_prob, cell_num, total_num_cells, current_step, total_training_steps)
+
+    monkeypatch.setattr(nasnet_utils, "scheduled_keep_prob", record)
+    fn = _tiny(name, is_training=True, use_aux_head=0, drop_path_keep_prob=0.5)
+    fn(_images(size))
+    assert sorted({c for c, _, _ in seen}) == cell_nums
+    assert {(t, steps) for _, t, steps in seen} == {(total, fn.spec.fn_kwargs["config"]
+                                                     .total_training_steps)}
