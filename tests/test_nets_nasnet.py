@@ -148,6 +148,9 @@ def test_aux_head_only_when_training_and_use_aux_head():
     assert aux["aux_1/aux_logits/FC/biases"] == [5]
     _, eval_points = fn(_images(16), is_training=False)
     assert "AuxLogits" not in eval_points
+    with pytest.raises(SlimError, match=r"auxiliary head aux_1 needs a feature map of at least "
+                                        r"5 x 5; got 4 x 4.*use_aux_head=0"):
+        _tiny("nasnet_mobile", is_training=True)(_images(64))
     no_aux = _tiny("nasnet_cifar", is_training=True, use_aux_head=0)
     _, end_points = no_aux(_images(16))
     assert "AuxLogits" not in end_points

@@ -196,7 +196,15 @@ class EndPoints(dict):
 
 def build_aux_head(net: tf.Tensor, end_points: dict, num_classes: int, config: NasNetConfig,
                    scope: str) -> None:
-    """The auxiliary classifier `<scope>/aux_logits/...`; sets end point `AuxLogits`."""
+    """The auxiliary classifier `<scope>/aux_logits/...`; sets end point `AuxLogits`.
+
+    Raises:
+      SlimError: the feature map is smaller than the head's 5 x 5 pooling window.
+    """
+    height, width = int(net.shape[1]), int(net.shape[2])
+    if min(height, width) < 5:
+        raise SlimError(f"the auxiliary head {scope} needs a feature map of at least 5 x 5; got "
+                        f"{height} x {width}. Train on larger images or pass use_aux_head=0.")
     act = activation(config)
     with slim.variable_scope(scope):
         aux_logits = tf.identity(net)
