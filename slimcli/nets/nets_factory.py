@@ -33,6 +33,8 @@ FAMILY_MODULES = (
     "mobilenet_v1",
     "mobilenet.mobilenet_v2",
     "mobilenet.mobilenet_v3",
+    "nasnet.nasnet",
+    "nasnet.pnasnet",
 )
 
 for _module in FAMILY_MODULES:

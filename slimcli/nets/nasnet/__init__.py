@@ -1,0 +1,1 @@
+"""NASNet-A and PNASNet: searched cells built with slimcli.slim (no model scope)."""
