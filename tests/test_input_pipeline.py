@@ -351,3 +351,19 @@ def test_synthetic_pipeline():
     assert set(counts) <= set(range(5))
     with pytest.raises(SlimError, match="num_classes=0"):
         synthetic_input_pipeline(3, 17, 0)
+
+
+def test_distribute_datasets_from_function(dataset_files):
+    files, labels = dataset_files
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    stats = PipelineStats()
+
+    def dataset_fn(context):
+        return build_input_pipeline(files, get_preprocessing("lenet"),
+                                    context.get_per_replica_batch_size(8), 28, is_training=False,
+                                    input_context=context, skip_corrupt=True, stats=stats)
+
+    seen = []
+    for _, batch_labels in strategy.distribute_datasets_from_function(dataset_fn):
+        seen += batch_labels.numpy().tolist()
+    assert sorted(seen) == sorted(labels) and stats.skipped == 0
