@@ -252,12 +252,15 @@ def _record_stream(cfg: _Config) -> tf.data.Dataset:
     """Reads, shards, caches, shuffles and repeats the raw records."""
     files = tf.data.Dataset.from_tensor_slices(
         (tf.constant(cfg.files, tf.string), tf.constant(cfg.file_sizes, tf.int64)))
-    if cfg.is_training:
+    shard_records = cfg.shard_records[0] > 1
+    # Sharding records needs the same record order in every pipeline.
+    if cfg.is_training and not shard_records:
         files = files.shuffle(len(cfg.files), seed=cfg.seed, reshuffle_each_iteration=True)
     cycle = min(cfg.num_readers, len(cfg.files))
     records = files.interleave(_graph_fn(_read_file), cycle_length=cycle, block_length=1,
-                               num_parallel_calls=cycle, deterministic=cfg.deterministic)
-    if cfg.shard_records[0] > 1:
+                               num_parallel_calls=cycle,
+                               deterministic=cfg.deterministic or shard_records)
+    if shard_records:
         records = records.shard(*cfg.shard_records)
     if cfg.cache:
         records = records.cache()

@@ -165,15 +165,20 @@ def test_label_below_offset_fails_with_file_and_index(tmp_path):
         collect(dataset)
 
 
-@pytest.mark.parametrize("num_files", [4, 1], ids=["shard_files", "shard_records"])
-def test_sharding_across_input_pipelines_covers_every_record_once(tmp_path, num_files):
-    files, labels = write_dataset(str(tmp_path), num_files=num_files, per_file=12 // num_files)
+@pytest.mark.parametrize("is_training", [False, True], ids=["eval", "train_unseeded"])
+@pytest.mark.parametrize("num_files, num_pipelines", [(4, 2), (3, 4)],
+                         ids=["shard_files", "shard_records"])
+def test_sharding_across_input_pipelines_covers_every_record_once(tmp_path, num_files,
+                                                                  num_pipelines, is_training):
+    files, labels = write_dataset(str(tmp_path), num_files=num_files, per_file=4)
     seen = []
-    for pipeline in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
-                                             num_replicas_in_sync=2)
-        dataset = build_input_pipeline(files, get_preprocessing("lenet"), 5, 28, is_training=False,
-                                       input_context=context)
+    for pipeline in range(num_pipelines):
+        context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
+                                             input_pipeline_id=pipeline,
+                                             num_replicas_in_sync=num_pipelines)
+        dataset = build_input_pipeline(files, get_preprocessing("lenet", is_training), 5, 28,
+                                       is_training=is_training, repeat=False,
+                                       drop_remainder=False, input_context=context)
         shard = collect(dataset)[1]
         assert 0 < len(shard) < len(labels)
         seen += shard
