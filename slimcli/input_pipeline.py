@@ -68,13 +68,13 @@ _REASONS = {
     _BAD_FRAMING: "truncated or corrupt TFRecord data (short read or CRC mismatch); "
                   "the rest of this file cannot be read",
     _NO_LABEL: f"the tf.train.Example has no {LABEL_KEY}",
-    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY} "
-                    "(see the warning logged just before for the decoder's message)",
+    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY}",
 }
 _TFRECORD_OVERHEAD_BYTES = 16  # length (8) + length CRC (4) + data CRC (4)
 # Ends each file's records. A serialized proto never starts with a 0 byte, so
 # no valid Example can equal it.
 _END_OF_FILE = b"\x00slimcli:end-of-file"
+_MAX_CORRUPT_IN_A_ROW = 1000
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -328,8 +328,8 @@ def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
     reason_text = tf.gather(tf.constant([_REASONS.get(code, "") for code in range(5)]), reasons[0])
     return _fail(tf.size(reasons) > 0, lambda: tf.strings.join([
         "corrupt record ", indices[0], " of ", files[0], ": ", reason_text,
-        ". Fix or remove it, or pass skip_corrupt=True (--skip_corrupt) to skip and count "
-        "corrupt records."]))
+        " (TensorFlow's own message is in the warning logged just before). Fix or remove it, "
+        "or pass skip_corrupt=True (--skip_corrupt) to skip and count corrupt records."]))
 
 
 def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
@@ -354,15 +354,25 @@ def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
         with tf.control_dependencies([table.remove(tf.reshape(seq, [1]))]):
             return tf.constant(True)
 
-    def step(expected, element):
+    def step(state, element):
+        expected, corrupt_run = state
         seq, status = element["seq"], element["status"]
         all_well = tf.logical_and(tf.equal(seq, expected), status < _BAD_FRAMING)
         handled = tf.cond(all_well, lambda: forget(seq), lambda: report(expected, seq, element))
-        with tf.control_dependencies([handled]):
+        # Corrupt records in a row; with skip_corrupt, all-corrupt data would
+        # otherwise loop forever in a repeated (training) stream.
+        corrupt_run += seq - expected + tf.cast(status >= _BAD_FRAMING, tf.int64)
+        too_many = _fail(corrupt_run >= _MAX_CORRUPT_IN_A_ROW, lambda: tf.strings.join([
+            f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
+            tf.strings.as_string(element["index"]), " of ", element["file"],
+            "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
+        with tf.control_dependencies([handled, too_many]):
             keep = tf.equal(status, _OK)
-        return seq + 1, dict(element, keep=keep)
+        corrupt_run = tf.where(keep, tf.constant(0, tf.int64), corrupt_run)
+        return (seq + 1, corrupt_run), dict(element, keep=keep)
 
-    checked = decoded.scan(tf.constant(0, tf.int64), _graph_fn(step))
+    initial = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    checked = decoded.scan(initial, _graph_fn(step))
     return checked.filter(_graph_fn(lambda element: element["keep"]))
 
 
@@ -483,7 +493,8 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     records = _record_stream(cfg).enumerate()
     decoded = records.map(_graph_fn(lambda seq, element: _decode(seq, element, cfg.channels, table)),
                           num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
-    decoded = decoded.ignore_errors(log_warning=True)
+    # Log the decoder's messages when failing; when skipping, stats logs a few.
+    decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
     checked = _check_records(decoded, table, cfg.skip_corrupt, stats)
     images = checked.map(_graph_fn(lambda element: _preprocess(element, preprocess_fn, cfg, base_seed)),
                          num_parallel_calls=cfg.num_parallel_calls,
