@@ -24,8 +24,10 @@ and vgg-eval-224 (vgg evaluation preprocessing at 224).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARMUP_IMAGES = 128
 WORKLOADS = {
     "inception-train-299": ("inception", True, 299),
     "vgg-eval-224": ("vgg", False, 224),
@@ -44,8 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num_images", type=int, default=320)
     parser.add_argument("--num_files", type=int, default=4)
     parser.add_argument("--cores", default="1,2", help="comma-separated core counts")
-    parser.add_argument("--images_per_round", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the best is kept")
+    parser.add_argument("--images_per_round", type=int, default=384)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="timed rounds per variant, taken in turns; the median is kept")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--data_dir", default=None, help="reuse/write records here")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -86,49 +90,65 @@ def write_jpeg_records(data_dir: str, num_images: int, num_files: int) -> list[s
 
 
 def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far."""
     times = os.times()
     return times.user + times.system
 
 
-def best_rate(iterate, images_per_round: int, rounds: int) -> dict[str, float]:
-    """Best images/sec (wall clock) and images per CPU-second over `rounds`.
+def measure_interleaved(variants: dict, images_per_round: int, rounds: int) -> dict:
+    """Median images/sec (wall) and images per CPU-second of each variant.
 
-    `iterate(n)` processes n images. CPU time is this process's (all its
-    threads), so the second figure is the efficiency of the work, and is
-    hardly affected by other processes competing for the cores.
+    `variants[name]()` starts a fresh run and returns `iterate(n)`, which
+    processes n images. Variants take turns round by round, so that drift of
+    a shared machine affects them alike. Each round starts a new iterator,
+    warms it up untimed and drops it after timing, so that no pipeline's
+    background threads work while another is timed. CPU time is this
+    process's (all threads): the efficiency of the work, hardly affected by
+    other processes competing for the cores.
     """
-    iterate(min(64, images_per_round))  # warm-up: tracing, autotuning
-    wall, cpu = [], []
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
     for _ in range(rounds):
-        start, start_cpu = time.perf_counter(), _cpu_seconds()
-        iterate(images_per_round)
-        wall.append(images_per_round / (time.perf_counter() - start))
-        cpu.append(images_per_round / max(_cpu_seconds() - start_cpu, 1e-9))
-    return {"wall": max(wall), "cpu": max(cpu)}
+        for name, start_run in variants.items():
+            iterate = start_run()
+            iterate(WARMUP_IMAGES)  # tracing, autotuning ramp-up
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            iterate(images_per_round)
+            wall[name].append(images_per_round / (time.perf_counter() - start))
+            cpu[name].append(images_per_round / max(_cpu_seconds() - start_cpu, 1e-9))
+            del iterate
+            gc.collect()
+    return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])}
+            for name in variants}
 
 
-def loop_iterator(encoded: list, step, num_threads: int = 1):
-    """Returns iterate(n): calls `step(jpeg_bytes)` n times over `num_threads` threads."""
-    def iterate(n: int) -> None:
-        def work(offset: int) -> None:
-            for i in range(offset, n, num_threads):
-                step(encoded[i % len(encoded)])
+def loop_variant(encoded: list, step, num_threads: int = 1):
+    """A variant calling `step(jpeg_bytes, i)` per image over `num_threads` Python threads."""
+    def start_run():
+        def iterate(n: int) -> None:
+            def work(offset: int) -> None:
+                for i in range(offset, n, num_threads):
+                    step(encoded[i % len(encoded)], i)
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(num_threads)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    return iterate
+            threads = [threading.Thread(target=work, args=(t,)) for t in range(num_threads)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return iterate
+    return start_run
 
 
-def dataset_iterator(dataset, batch_size: int):
-    iterator = iter(dataset)
+def dataset_variant(dataset, batch_size: int):
+    """A variant drawing batches from a fresh iterator of `dataset` per run."""
+    def start_run():
+        iterator = iter(dataset)
 
-    def iterate(n: int) -> None:
-        for _ in range(max(1, n // batch_size)):
-            next(iterator)
-    return iterate
+        def iterate(n: int) -> None:
+            for _ in range(max(1, n // batch_size)):
+                next(iterator)
+        return iterate
+    return start_run
 
 
 def bare_tfdata(files, preprocess, size, is_training, batch_size):
@@ -136,12 +156,12 @@ def bare_tfdata(files, preprocess, size, is_training, batch_size):
 
     from slimcli.input_pipeline import decode_image, parse_example
 
-    def load(record):
+    def load(index, record):
         features = parse_example(record)
-        kwargs = {"seed": tf.constant([0, 0], tf.int64)} if is_training else {}
+        kwargs = {"seed": tf.stack([index, 0])} if is_training else {}
         return preprocess(decode_image(features), size, size, **kwargs), features["image/class/label"]
 
-    dataset = tf.data.TFRecordDataset(files).repeat()
+    dataset = tf.data.TFRecordDataset(files).repeat().enumerate()
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -154,14 +174,12 @@ def run_child(args: argparse.Namespace, files: list[str], cores: int) -> dict:
 
     encoded = [tf.io.parse_single_example(r, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
                ["image/encoded"] for r in tf.data.TFRecordDataset(files).take(args.num_images)]
-    results = {}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def decode_resize(jpeg):
         return tf.compat.v1.image.resize_bilinear(tf.io.decode_jpeg(jpeg, channels=3)[None], [224, 224])
 
-    rate = lambda it: best_rate(it, args.images_per_round, args.rounds)  # noqa: E731
-    results["loop-resize"] = rate(loop_iterator(encoded, decode_resize))
+    variants = {"loop-resize": loop_variant(encoded, lambda jpeg, i: decode_resize(jpeg))}
     for label, (name, is_training, size) in WORKLOADS.items():
         preprocess = get_preprocessing(name, is_training=is_training)
         kwargs = {"add_image_summaries": False} if name == "inception" else {}
@@ -172,16 +190,15 @@ def run_child(args: argparse.Namespace, files: list[str], cores: int) -> dict:
             extra = dict(kwargs, seed=seed) if is_training else {}
             return preprocess(tf.io.decode_jpeg(jpeg, channels=3), size, size, **extra)
 
-        seed = tf.constant([0, 1], tf.int64)
-        step = lambda jpeg, fn=decode_preprocess: fn(jpeg, seed)  # noqa: E731
-        results[f"loop-{label}"] = rate(loop_iterator(encoded, step))
-        results[f"threads-{label}"] = rate(loop_iterator(encoded, step, num_threads=cores))
-        results[f"tfdata-{label}"] = rate(dataset_iterator(
-            bare_tfdata(files, preprocess, size, is_training, args.batch_size), args.batch_size))
+        step = lambda jpeg, i, fn=decode_preprocess: fn(jpeg, tf.constant([i, 1], tf.int64))  # noqa: E731
+        variants[f"loop-{label}"] = loop_variant(encoded, step)
+        variants[f"threads-{label}"] = loop_variant(encoded, step, num_threads=cores)
+        variants[f"tfdata-{label}"] = dataset_variant(
+            bare_tfdata(files, preprocess, size, is_training, args.batch_size), args.batch_size)
         pipeline = build_input_pipeline(files, preprocess, args.batch_size, size,
                                         is_training=is_training, repeat=True)
-        results[f"pipeline-{label}"] = rate(dataset_iterator(pipeline, args.batch_size))
-    return results
+        variants[f"pipeline-{label}"] = dataset_variant(pipeline, args.batch_size)
+    return measure_interleaved(variants, args.images_per_round, args.rounds)
 
 
 def print_table(all_results: dict[int, dict]) -> None:

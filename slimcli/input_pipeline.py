@@ -7,7 +7,7 @@ Used by training, evaluation and the benchmarks:
     for images, labels in ds: ...   # float32 [32, 299, 299, 3], int64 [32]
 
 Stages: interleaved parallel reads of the files (shuffled when training) →
-shard per worker → [cache] → shuffle records → [repeat] → number the records
+shard per worker → [cache] → [repeat] → shuffle records → number the records
 → parse + decode (parallel) → corrupt-record check → preprocess (parallel) →
 batch → prefetch. Every parallel stage is AUTOTUNE unless told otherwise.
 
@@ -269,10 +269,13 @@ def _record_stream(cfg: _Config) -> tf.data.Dataset:
         records = records.shard(*cfg.shard_records)
     if cfg.cache:
         records = records.cache()
+    if cfg.repeat:
+        # Repeat before shuffling: no stall to refill the buffer at each epoch's end.
+        records = records.repeat()
     if cfg.is_training:
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     if cfg.repeat:
-        return records.repeat()
+        return records
     end = {"file": tf.constant(""), "index": tf.constant(-1, tf.int64),
            "record": tf.constant(""), "status": tf.constant(_END)}
     return records.concatenate(tf.data.Dataset.from_tensors(end))
