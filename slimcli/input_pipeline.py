@@ -18,12 +18,10 @@ Corrupt data. Three things can be wrong with a record: the TFRecord framing
 the record index (0-based, within the file). With `skip_corrupt=True` it
 skips such records, logs them and counts them in `PipelineStats`.
 
-How it finds them without slowing the common path: each record gets a
-sequence number and its (file, index) goes into a small lookup table; parse
-and decode run in a normal parallel map, errors are dropped with
-`ignore_errors`, and an ordered check after it sees the gaps in the sequence
-numbers, looks up who was lost and removes the entries. File framing is
-checked by adding up the bytes read per file and comparing with its size.
+How, cheaply: decoding is an ordinary parallel map followed by
+`ignore_errors`; an ordered check after it finds gaps in the records'
+sequence numbers and looks up who was lost in a small table. Framing: the
+bytes read per file must add up to its size. See docs/preprocessing.md.
 """
 
 from __future__ import annotations
