@@ -7,7 +7,7 @@ Used by training, evaluation and the benchmarks:
     for images, labels in ds: ...   # float32 [32, 299, 299, 3], int64 [32]
 
 Stages: interleaved parallel reads of the files (shuffled when training) →
-shard per worker → [cache] → shuffle records → [repeat] → number the records
+shard per worker → [cache] → [repeat] → shuffle records → number the records
 → parse + decode (parallel) → corrupt-record check → preprocess (parallel) →
 batch → prefetch. Every parallel stage is AUTOTUNE unless told otherwise.
 
@@ -18,12 +18,10 @@ Corrupt data. Three things can be wrong with a record: the TFRecord framing
 the record index (0-based, within the file). With `skip_corrupt=True` it
 skips such records, logs them and counts them in `PipelineStats`.
 
-How it finds them without slowing the common path: each record gets a
-sequence number and its (file, index) goes into a small lookup table; parse
-and decode run in a normal parallel map, errors are dropped with
-`ignore_errors`, and an ordered check after it sees the gaps in the sequence
-numbers, looks up who was lost and removes the entries. File framing is
-checked by adding up the bytes read per file and comparing with its size.
+How, cheaply: decoding is an ordinary parallel map followed by
+`ignore_errors`; an ordered check after it finds gaps in the records'
+sequence numbers and looks up who was lost in a small table. Framing: the
+bytes read per file must add up to its size. See docs/preprocessing.md.
 """
 
 from __future__ import annotations
@@ -68,10 +66,13 @@ _REASONS = {
     _BAD_FRAMING: "truncated or corrupt TFRecord data (short read or CRC mismatch); "
                   "the rest of this file cannot be read",
     _NO_LABEL: f"the tf.train.Example has no {LABEL_KEY}",
-    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY} "
-                    "(see the warning logged just before for the decoder's message)",
+    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY}",
 }
 _TFRECORD_OVERHEAD_BYTES = 16  # length (8) + length CRC (4) + data CRC (4)
+# Ends each file's records. A serialized proto never starts with a 0 byte, so
+# no valid Example can equal it.
+_END_OF_FILE = b"\x00slimcli:end-of-file"
+_MAX_CORRUPT_IN_A_ROW = 1000
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -231,40 +232,48 @@ def _shard(files: tuple[str, ...], sizes: tuple[int, ...],
 
 
 def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-    """Records of one file as dicts; appends a _BAD_FRAMING record if it ends early."""
-    records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True)
-    records = records.map(_graph_fn(lambda record: (record, False)))
-    records = records.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
+    """Records of one file as dicts, then one end-of-file marker.
 
-    def step(state, element):
+    The marker's status is _DROP when the bytes read add up to the file size,
+    else _BAD_FRAMING (the reader stopped at a damaged record).
+    """
+    records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True)
+    records = records.concatenate(tf.data.Dataset.from_tensors(_END_OF_FILE))
+
+    def step(state, record):
         consumed, index = state
-        record, is_end = element
+        is_end = tf.equal(record, _END_OF_FILE)
         length = tf.cast(tf.strings.length(record), tf.int64) + _TFRECORD_OVERHEAD_BYTES
         status = tf.where(is_end, tf.where(consumed == size, _DROP, _BAD_FRAMING), _OK)
-        new_state = (consumed + tf.where(is_end, tf.constant(0, tf.int64), length), index + 1)
-        return new_state, {"file": file, "index": index, "record": record, "status": status}
+        return (consumed + length, index + 1), {"file": file, "index": index, "record": record,
+                                                "status": status}
 
-    records = records.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _graph_fn(step))
-    return records.filter(_graph_fn(lambda element: element["status"] != _DROP))
+    return records.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _graph_fn(step))
 
 
 def _record_stream(cfg: _Config) -> tf.data.Dataset:
     """Reads, shards, caches, shuffles and repeats the raw records."""
     files = tf.data.Dataset.from_tensor_slices(
         (tf.constant(cfg.files, tf.string), tf.constant(cfg.file_sizes, tf.int64)))
-    if cfg.is_training:
+    shard_records = cfg.shard_records[0] > 1
+    # Sharding records needs the same record order in every pipeline.
+    if cfg.is_training and not shard_records:
         files = files.shuffle(len(cfg.files), seed=cfg.seed, reshuffle_each_iteration=True)
     cycle = min(cfg.num_readers, len(cfg.files))
     records = files.interleave(_graph_fn(_read_file), cycle_length=cycle, block_length=1,
-                               num_parallel_calls=cycle, deterministic=cfg.deterministic)
-    if cfg.shard_records[0] > 1:
+                               num_parallel_calls=cycle,
+                               deterministic=cfg.deterministic or shard_records)
+    if shard_records:
         records = records.shard(*cfg.shard_records)
     if cfg.cache:
         records = records.cache()
+    if cfg.repeat:
+        # Repeat before shuffling: no stall to refill the buffer at each epoch's end.
+        records = records.repeat()
     if cfg.is_training:
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     if cfg.repeat:
-        return records.repeat()
+        return records
     end = {"file": tf.constant(""), "index": tf.constant(-1, tf.int64),
            "record": tf.constant(""), "status": tf.constant(_END)}
     return records.concatenate(tf.data.Dataset.from_tensors(end))
@@ -274,36 +283,33 @@ def _meta(index: tf.Tensor, file: tf.Tensor) -> tf.Tensor:
     return tf.strings.join([tf.strings.as_string(index), file], separator=":")
 
 
-def _number_records(records: tf.data.Dataset, table) -> tf.data.Dataset:
-    """Adds a sequence number and files each record's (index, file) under it."""
-    def step(seq, element):
-        insert = table.insert(tf.reshape(seq, [1]), tf.reshape(_meta(element["index"], element["file"]), [1]))
-        with tf.control_dependencies([insert]):
-            numbered = dict(element, seq=tf.identity(seq))
-        return seq + 1, numbered
+def _decode(seq: tf.Tensor, element: dict, channels: int, table) -> dict:
+    """Parses and decodes an OK record; raises on corrupt data (dropped later).
 
-    return records.scan(tf.constant(0, tf.int64), _graph_fn(step))
+    First files the record's (index, file) under `seq` in `table`, so that
+    the check after `ignore_errors` can name a record that failed here.
+    """
+    insert = table.insert(tf.reshape(seq, [1]), tf.reshape(_meta(element["index"], element["file"]), [1]))
+    with tf.control_dependencies([insert]):
+        status = tf.identity(element["status"])
 
-
-def _decode(element: dict, channels: int) -> dict:
-    """Parses and decodes an OK record; raises on corrupt data (dropped later)."""
     def decode():
         features = parse_example(element["record"])
         label = features[LABEL_KEY]
         return decode_image(features, channels), label, tf.where(label < 0, _NO_LABEL, _OK)
 
     def passthrough():
-        return tf.zeros([1, 1, channels], tf.uint8), tf.constant(-1, tf.int64), element["status"]
+        return tf.zeros([1, 1, channels], tf.uint8), tf.constant(-1, tf.int64), status
 
-    image, label, status = tf.cond(element["status"] == _OK, decode, passthrough)
-    return {"seq": element["seq"], "file": element["file"], "index": element["index"],
+    image, label, status = tf.cond(status == _OK, decode, passthrough)
+    return {"seq": seq, "file": element["file"], "index": element["index"],
             "status": status, "image": image, "label": label}
 
 
-def _fail(condition: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
-    """Raises InvalidArgumentError(message) at run time where `condition` holds."""
+def _fail(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """Raises InvalidArgumentError(message_fn()) at run time where `condition` holds."""
     def raise_error():
-        check = tf.debugging.Assert(tf.logical_not(condition), [message], summarize=1)
+        check = tf.debugging.Assert(tf.logical_not(condition), [message_fn()], summarize=1)
         with tf.control_dependencies([check]):
             return tf.constant(True)
 
@@ -321,35 +327,53 @@ def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
         with tf.control_dependencies([total]):
             return tf.constant(True)
     reason_text = tf.gather(tf.constant([_REASONS.get(code, "") for code in range(5)]), reasons[0])
-    message = tf.strings.join([
+    return _fail(tf.size(reasons) > 0, lambda: tf.strings.join([
         "corrupt record ", indices[0], " of ", files[0], ": ", reason_text,
-        ". Fix or remove it, or pass skip_corrupt=True (--skip_corrupt) to skip and count "
-        "corrupt records."])
-    return _fail(tf.size(reasons) > 0, message)
+        " (TensorFlow's own message is in the warning logged just before). Fix or remove it, "
+        "or pass skip_corrupt=True (--skip_corrupt) to skip and count corrupt records."]))
 
 
 def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
                    stats: PipelineStats) -> tf.data.Dataset:
     """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones."""
-    def step(expected, element):
-        seq, status = element["seq"], element["status"]
+    def report(expected, seq, element):
+        status = element["status"]
         lost = tf.range(expected, seq)
         lost_metas = table.lookup(lost)
-        removed = table.remove(tf.range(expected, seq + 1))
-        own_bad = status >= _BAD_FRAMING
-        own = tf.boolean_mask(tf.reshape(_meta(element["index"], element["file"]), [1]),
-                              tf.reshape(own_bad, [1]))
+        own_bad = tf.reshape(status >= _BAD_FRAMING, [1])
+        own = tf.boolean_mask(tf.reshape(_meta(element["index"], element["file"]), [1]), own_bad)
         metas = tf.concat([lost_metas, own], 0)
         reasons = tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
-                             tf.boolean_mask(tf.reshape(status, [1]), tf.reshape(own_bad, [1]))], 0)
+                             tf.boolean_mask(tf.reshape(status, [1]), own_bad)], 0)
         handled = tf.cond(tf.size(metas) > 0,
                           lambda: _report_corrupt(metas, reasons, skip_corrupt, stats),
                           lambda: tf.constant(True))
-        with tf.control_dependencies([removed, handled]):
-            keep = tf.equal(status, _OK)
-        return seq + 1, dict(element, keep=keep)
+        with tf.control_dependencies([handled, table.remove(tf.range(expected, seq + 1))]):
+            return tf.constant(True)
 
-    checked = decoded.scan(tf.constant(0, tf.int64), _graph_fn(step))
+    def forget(seq):
+        with tf.control_dependencies([table.remove(tf.reshape(seq, [1]))]):
+            return tf.constant(True)
+
+    def step(state, element):
+        expected, corrupt_run = state
+        seq, status = element["seq"], element["status"]
+        all_well = tf.logical_and(tf.equal(seq, expected), status < _BAD_FRAMING)
+        handled = tf.cond(all_well, lambda: forget(seq), lambda: report(expected, seq, element))
+        # Corrupt records in a row; with skip_corrupt, all-corrupt data would
+        # otherwise loop forever in a repeated (training) stream.
+        corrupt_run += seq - expected + tf.cast(status >= _BAD_FRAMING, tf.int64)
+        too_many = _fail(corrupt_run >= _MAX_CORRUPT_IN_A_ROW, lambda: tf.strings.join([
+            f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
+            tf.strings.as_string(element["index"]), " of ", element["file"],
+            "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
+        with tf.control_dependencies([handled, too_many]):
+            keep = tf.equal(status, _OK)
+        corrupt_run = tf.where(keep, tf.constant(0, tf.int64), corrupt_run)
+        return (seq + 1, corrupt_run), dict(element, keep=keep)
+
+    initial = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+    checked = decoded.scan(initial, _graph_fn(step))
     return checked.filter(_graph_fn(lambda element: element["keep"]))
 
 
@@ -368,12 +392,11 @@ def _preprocess(element: dict, preprocess_fn: Callable, cfg: _Config, base_seed:
     image = preprocess_fn(element["image"], cfg.image_size, cfg.image_size, **kwargs)
     image = tf.ensure_shape(tf.cast(image, tf.float32), [cfg.image_size, cfg.image_size, None])
     label = element["label"] - cfg.labels_offset
-    message = tf.strings.join([
+    checked = _fail(label < 0, lambda: tf.strings.join([
         "record ", tf.strings.as_string(element["index"]), " of ", element["file"], " has ",
         LABEL_KEY, "=", tf.strings.as_string(element["label"]),
         f", below labels_offset={cfg.labels_offset}; labels must stay >= 0 after the offset "
-        "is subtracted (use labels_offset=0 for 0-based labels)"])
-    checked = _fail(label < 0, message)
+        "is subtracted (use labels_offset=0 for 0-based labels)"]))
     with tf.control_dependencies([checked]):
         return image, tf.identity(label)
 
@@ -468,10 +491,11 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
     table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="?:?")
 
-    records = _number_records(_record_stream(cfg), table)
-    decoded = records.map(_graph_fn(lambda element: _decode(element, cfg.channels)),
+    records = _record_stream(cfg).enumerate()
+    decoded = records.map(_graph_fn(lambda seq, element: _decode(seq, element, cfg.channels, table)),
                           num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
-    decoded = decoded.ignore_errors(log_warning=True)
+    # Log the decoder's messages when failing; when skipping, stats logs a few.
+    decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
     checked = _check_records(decoded, table, cfg.skip_corrupt, stats)
     images = checked.map(_graph_fn(lambda element: _preprocess(element, preprocess_fn, cfg, base_seed)),
                          num_parallel_calls=cfg.num_parallel_calls,

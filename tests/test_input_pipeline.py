@@ -123,8 +123,18 @@ def test_missing_fields_get_defaults():
 
 # ----------------------------------------------------------------------------- evaluation
 
+def decoded_records(files: list[str]) -> dict[int, np.ndarray]:
+    """label → decoded image of every record, decoded outside the pipeline."""
+    images = {}
+    for record in tf.data.TFRecordDataset(files):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        label = features["image/class/label"].int64_list.value[0]
+        images[label] = tf.io.decode_image(features["image/encoded"].bytes_list.value[0]).numpy()
+    return images
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_eval_epoch_sees_every_record_once(name, dataset_files):
+def test_eval_epoch_sees_every_record_once_preprocessed_exactly(name, dataset_files):
     files, labels = dataset_files
     fn = get_preprocessing(name, is_training=False)
     dataset = build_input_pipeline(files, fn, batch_size=4, image_size=32, is_training=False)
@@ -132,19 +142,10 @@ def test_eval_epoch_sees_every_record_once(name, dataset_files):
     assert sorted(seen) == sorted(labels)           # nothing dropped, nothing twice
     assert sizes == [4] * 6 + [3]                   # 27 = 6 * 4 + 3: exact final batch
     assert all(batch.shape[1:] == (32, 32, 3) and batch.dtype == np.float32 for batch in images)
+    originals = decoded_records(files)              # PNG and JPEG records
+    for image, label in zip(np.concatenate(images), seen):
+        np.testing.assert_array_equal(image, fn(tf.constant(originals[label]), 32, 32).numpy())
     assert collect(dataset)[1] == seen              # eval order is deterministic
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_eval_images_equal_direct_preprocessing(name, tmp_path):
-    labels = [3, 11, 12]
-    records = [make_example(pattern_image(label, 40, 50), b"png", label) for label in labels]
-    files = [write_records(str(tmp_path / "a.tfrecord"), records)]
-    fn = get_preprocessing(name)
-    images, seen, _ = collect(build_input_pipeline(files, fn, 8, 36, is_training=False))
-    assert seen == labels
-    for image, label in zip(images[0], labels):
-        np.testing.assert_array_equal(image, fn(tf.constant(pattern_image(label, 40, 50)), 36, 36).numpy())
 
 
 def test_labels_offset_is_subtracted(tmp_path):
@@ -165,15 +166,20 @@ def test_label_below_offset_fails_with_file_and_index(tmp_path):
         collect(dataset)
 
 
-@pytest.mark.parametrize("num_files", [4, 1], ids=["shard_files", "shard_records"])
-def test_sharding_across_input_pipelines_covers_every_record_once(tmp_path, num_files):
-    files, labels = write_dataset(str(tmp_path), num_files=num_files, per_file=12 // num_files)
+@pytest.mark.parametrize("is_training", [False, True], ids=["eval", "train_unseeded"])
+@pytest.mark.parametrize("num_files, num_pipelines", [(4, 2), (3, 4)],
+                         ids=["shard_files", "shard_records"])
+def test_sharding_across_input_pipelines_covers_every_record_once(tmp_path, num_files,
+                                                                  num_pipelines, is_training):
+    files, labels = write_dataset(str(tmp_path), num_files=num_files, per_file=4)
     seen = []
-    for pipeline in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
-                                             num_replicas_in_sync=2)
-        dataset = build_input_pipeline(files, get_preprocessing("lenet"), 5, 28, is_training=False,
-                                       input_context=context)
+    for pipeline in range(num_pipelines):
+        context = tf.distribute.InputContext(num_input_pipelines=num_pipelines,
+                                             input_pipeline_id=pipeline,
+                                             num_replicas_in_sync=num_pipelines)
+        dataset = build_input_pipeline(files, get_preprocessing("lenet", is_training), 5, 28,
+                                       is_training=is_training, repeat=False,
+                                       drop_remainder=False, input_context=context)
         shard = collect(dataset)[1]
         assert 0 < len(shard) < len(labels)
         seen += shard
@@ -308,6 +314,14 @@ def test_many_corrupt_records_in_a_row_are_all_counted(tmp_path):
     assert [record.index for record in stats.examples] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
 
 
+def test_all_corrupt_data_fails_instead_of_looping_forever(tmp_path):
+    files = [write_records(str(tmp_path / "junk.tfrecord"), [b"junk"] * 50)]
+    dataset = build_input_pipeline(files, get_preprocessing("lenet", True), 4, 28,
+                                   is_training=True, skip_corrupt=True, stats=PipelineStats(max_log_lines=0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1000 or more records in a row were corrupt"):
+        collect(dataset.take(1))
+
+
 # ----------------------------------------------------------------------------- arguments
 
 def test_missing_file_is_a_slim_error(tmp_path):
@@ -351,3 +365,19 @@ def test_synthetic_pipeline():
     assert set(counts) <= set(range(5))
     with pytest.raises(SlimError, match="num_classes=0"):
         synthetic_input_pipeline(3, 17, 0)
+
+
+def test_distribute_datasets_from_function(dataset_files):
+    files, labels = dataset_files
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    stats = PipelineStats()
+
+    def dataset_fn(context):
+        return build_input_pipeline(files, get_preprocessing("lenet"),
+                                    context.get_per_replica_batch_size(8), 28, is_training=False,
+                                    input_context=context, skip_corrupt=True, stats=stats)
+
+    seen = []
+    for _, batch_labels in strategy.distribute_datasets_from_function(dataset_fn):
+        seen += batch_labels.numpy().tolist()
+    assert sorted(seen) == sorted(labels) and stats.skipped == 0
