@@ -135,6 +135,6 @@ def make_encoder(root: str):
             raise SkipItem(rel, e.strerror or str(e)) from None
         except images.UnreadableImage as e:
             raise SkipItem(rel, e.reason) from None
-        return dataset_utils.image_to_tfexample(image.data, image.format, image.height,
-                                                image.width, label).SerializeToString()
+        return dataset_utils.image_example_bytes(image.data, image.format, image.height,
+                                                 image.width, label)
     return encode
