@@ -61,7 +61,8 @@ def multiply_gradients(grads_and_vars: Sequence[tuple], gradient_multipliers: Ma
 
     Args:
       grads_and_vars: `(gradient, variable)` pairs.
-      gradient_multipliers: `{variable or variable name: factor}`.
+      gradient_multipliers: `{variable name or variable.ref(): factor}` (TF2
+        variables are not hashable: key them by name or by `.ref()`).
       store: the model (or store) naming the variables; their own names if None.
 
     Returns:
@@ -70,8 +71,7 @@ def multiply_gradients(grads_and_vars: Sequence[tuple], gradient_multipliers: Ma
     Raises:
       SlimError: a key matches no variable of `grads_and_vars`.
     """
-    by_name = {(k if isinstance(k, str) else _name(k, store)): float(f)
-               for k, f in gradient_multipliers.items()}
+    by_name = {_key_name(k, store): float(f) for k, f in gradient_multipliers.items()}
     names = [_name(v, store) for _, v in grads_and_vars]
     unknown = sorted(set(by_name) - set(names))
     if unknown:
@@ -79,6 +79,12 @@ def multiply_gradients(grads_and_vars: Sequence[tuple], gradient_multipliers: Ma
                         f"use names of trainable variables such as {names[:3]}.")
     return [(g if g is None or n not in by_name else g * by_name[n], v)
             for (g, v), n in zip(grads_and_vars, names)]
+
+
+def _key_name(key: Any, store: Any) -> str:
+    if isinstance(key, str):
+        return key
+    return _name(key.deref() if hasattr(key, "deref") else key, store)
 
 
 def multiply_gradients_matching_regex(grads_and_vars: Sequence[tuple], regex_list: Any,
