@@ -61,8 +61,8 @@ def synthetic_dataset(batch_size: int, image_size: int, num_classes: int, channe
     rng = np.random.RandomState(seed + 1000 * (shard + 1))
     count = batch_size * _SYNTHETIC_POOL_BATCHES
     labels = rng.randint(0, num_classes, count).astype(np.int64)
-    noise = rng.normal(0.0, 0.5, (count, image_size, image_size, channels))
-    images = (0.5 * patterns[labels] + noise).astype(np.float32)
+    noise = rng.normal(0.0, 0.3, (count, image_size, image_size, channels))
+    images = (patterns[labels] + noise).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size,
                                                                     drop_remainder=True)
     return ds.cache().repeat().prefetch(2)
