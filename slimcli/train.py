@@ -309,7 +309,26 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
         to_save.update(step.ema.variables_by_name())
     iterator = iter(strategy.distribute_datasets_from_function(data.dataset_fn))
     summary_fn = _histograms(network_fn, info, data.sample_images() if info.is_chief else None)
-    final = learning.train(
+    if config.mixed_precision and config.mixed_precision_dtype == "float16" and \
+            not tf.config.list_logical_devices("GPU"):
+        log.warning("--mixed_precision with float16 is very slow on CPUs (emulated); "
+                    "use --mixed_precision_dtype=bfloat16 there.")
+    try:
+        final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
+        if config.mixed_precision and "OpKernel" in str(e):
+            raise SlimError(f"{config.model_name} uses an op with no {config.mixed_precision_dtype}"
+                            f" kernel on this device ({e.message.splitlines()[0]}); train it "
+                            f"without --mixed_precision or with another "
+                            f"--mixed_precision_dtype.") from None
+        raise
+    _log_fingerprint(network_fn, info, final)
+    return final
+
+
+def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: Any,
+              iterator: Any, summary_fn: Callable, to_save: dict) -> int:
+    return learning.train(
         lambda: step(iterator), config.train_dir, variables_to_save=to_save,
         global_step=step.global_step, number_of_steps=config.max_number_of_steps,
         log_every_n_steps=config.log_every_n_steps,
@@ -320,9 +339,7 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
         keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
         is_chief=info.is_chief, task=info.task,
         images_per_step=config.batch_size * info.num_replicas, summary_fn=summary_fn,
-        strategy=strategy, progress_bar=config.progress_bar)
-    _log_fingerprint(network_fn, info, final)
-    return final
+        strategy=info.strategy, progress_bar=config.progress_bar)
 
 
 def _make_step(config: TrainConfig, network_fn: Any, data: TrainData) -> learning.TrainStep:

@@ -163,3 +163,22 @@ def test_decay_steps_as_the_original():
     assert optimization.decay_steps_for(3320, 2.0, 32) == 207
     assert optimization.decay_steps_for(3320, 2.0, 32, 4, sync_replicas=True) == 51
     assert optimization.decay_steps_for(3320, 2.0, 32, 4, sync_replicas=False) == 207
+
+
+def test_loss_scale_skips_overflowing_step_and_halves():
+    model = _toy()
+    scale = learning.DynamicLossScale(initial_scale=8.0, growth_steps=2)
+    sgd = optimization.make_optimizer("sgd", {})
+    data = tf.data.Dataset.from_tensor_slices(tf.constant(
+        [[1.0, 0, 0, 0, 0], [np.inf, 0, 0, 0, 0], [1.0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0]]))
+    it = iter(data.batch(1))
+    step = learning.create_train_op(_toy_loss(model), sgd, model, learning_rate=1.0,
+                                    loss_scale=scale)
+    w = model.variables_dict()["toy/w"]
+    step(it)  # gradient 1 unscaled exactly: w0 = 1 - 1
+    assert w.numpy()[0] == pytest.approx(0.0) and float(scale.scale.numpy()) == 8.0
+    step(it)  # inf gradient: skipped, scale halved
+    assert w.numpy()[0] == pytest.approx(0.0) and float(scale.scale.numpy()) == 4.0
+    step(it)
+    step(it)  # two good steps in a row: scale doubles
+    assert w.numpy()[0] == pytest.approx(-2.0) and float(scale.scale.numpy()) == 8.0

@@ -204,3 +204,12 @@ def test_keep_checkpoint_every_n_hours_preserves_old_files(tmp_path):
         "model.ckpt-1.index", "model.ckpt-2.index", "model.ckpt-3.index"]
     state = tf.train.get_checkpoint_state(str(tmp_path))
     assert [p.rsplit("/", 1)[-1] for p in state.all_model_checkpoint_paths] == ["model.ckpt-3"]
+
+
+def test_bfloat16_trains_float32_variables(tmp_path):
+    cfg = _config(tmp_path, mixed_precision=True, mixed_precision_dtype="bfloat16",
+                  max_number_of_steps=2)
+    assert train_lib.train(cfg) == 2
+    out = _ckpt(tmp_path / "train")
+    assert out["LeNet/conv1/weights"].dtype == np.float32
+    assert all(np.isfinite(v).all() for v in out.values())
