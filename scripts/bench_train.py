@@ -41,18 +41,19 @@ CASES = {
 RMSPROP = {"rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 
 
-def _timed(run_step, steps: int, warmup: int) -> float:
+def _timed(run_step, steps: int, warmup: int) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) per step after `warmup` steps."""
     for _ in range(warmup):
         run_step()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         run_step()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
 def bench_slim(name: str, size: int, batch: int, classes: int, steps: int, warmup: int,
-               dtype: tf.DType, jit_compile: bool) -> float:
-    """Images/sec of the slim-train step for `name`."""
+               dtype: tf.DType, jit_compile: bool) -> tuple[float, float]:
+    """(images per wall second, images per CPU second) of the slim-train step for `name`."""
     net = nets_factory.get_network_fn(name, classes, weight_decay=0.00004, is_training=True)
     net.build([None, size, size, 3], dtype=dtype)
 
@@ -67,8 +68,8 @@ def bench_slim(name: str, size: int, batch: int, classes: int, steps: int, warmu
                                     net, learning_rate=0.01, loss_scale=scale,
                                     jit_compile=jit_compile)
     it = iter(synthetic_dataset(batch, size, classes))
-    sec = _timed(lambda: float(step(it)["total_loss"]), steps, warmup)
-    return batch / sec
+    wall, cpu = _timed(lambda: float(step(it)["total_loss"]), steps, warmup)
+    return batch / wall, batch / cpu
 
 
 def _keras_model(kind: str, size: int, classes: int):
@@ -81,11 +82,14 @@ def _keras_model(kind: str, size: int, classes: int):
             layers.MaxPool2D(2), layers.Flatten(), layers.Dense(1024, activation="relu"),
             layers.Dropout(0.5), layers.Dense(classes)])
     if kind == "cifarnet":
+        def lrn():
+            return layers.Lambda(lambda x: tf.nn.local_response_normalization(
+                x, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75))
         return keras.Sequential([
             keras.Input((size, size, 3)), layers.Conv2D(64, 5, padding="same", activation="relu"),
-            layers.MaxPool2D(3, 2, padding="same"),
-            layers.Conv2D(64, 5, padding="same", activation="relu"),
-            layers.MaxPool2D(3, 2, padding="same"), layers.Flatten(),
+            layers.MaxPool2D(2, 2), lrn(),
+            layers.Conv2D(64, 5, padding="same", activation="relu"), lrn(),
+            layers.MaxPool2D(2, 2), layers.Flatten(),
             layers.Dense(384, activation="relu"), layers.Dropout(0.5),
             layers.Dense(192, activation="relu"), layers.Dense(classes)])
     builder = getattr(keras.applications, kind)
@@ -94,17 +98,18 @@ def _keras_model(kind: str, size: int, classes: int):
 
 
 def bench_keras(kind: str, size: int, batch: int, classes: int, steps: int,
-                warmup: int) -> float:
-    """Images/sec of Keras 3 `model.fit` on the same shapes."""
+                warmup: int) -> tuple[float, float]:
+    """(images per wall second, per CPU second) of Keras 3 `model.fit` on the same shapes."""
     import keras
     model = _keras_model(kind, size, classes)
     model.compile(optimizer=keras.optimizers.RMSprop(0.01, rho=0.9, momentum=0.9, epsilon=1.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     data = synthetic_dataset(batch, size, classes)
     model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-    return batch * steps / (time.perf_counter() - start)
+    images = batch * steps
+    return images / (time.perf_counter() - start), images / (time.process_time() - cpu)
 
 
 def main(argv=None) -> int:
@@ -128,17 +133,20 @@ def main(argv=None) -> int:
         if name not in available:
             row["slimcli"] = "missing"
         else:
-            row["slimcli"] = round(bench_slim(name, size, batch, classes, args.steps,
-                                              args.warmup, dtype, args.jit_compile), 1)
+            wall, cpu = bench_slim(name, size, batch, classes, args.steps, args.warmup, dtype,
+                                   args.jit_compile)
+            row.update(slimcli=round(wall, 1), slimcli_per_cpu_s=round(cpu, 1))
             if not args.no_keras:
-                row["keras3_fit"] = round(bench_keras(kind, size, batch, classes, args.steps,
-                                                      args.warmup), 1)
+                wall, cpu = bench_keras(kind, size, batch, classes, args.steps, args.warmup)
+                row.update(keras3_fit=round(wall, 1), keras3_fit_per_cpu_s=round(cpu, 1))
         results.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'net':14s} {'size':>5s} {'batch':>5s} {'slimcli img/s':>14s} {'keras3 img/s':>13s}")
+    print(f"\n{'net':14s} {'size':>5s} {'batch':>5s} {'slimcli img/s':>14s} {'keras3 img/s':>13s}"
+          f" {'slimcli img/cpu-s':>18s} {'keras3 img/cpu-s':>17s}")
     for r in results:
         print(f"{r['net']:14s} {r['image_size']:5d} {r['batch']:5d} {str(r['slimcli']):>14s} "
-              f"{str(r.get('keras3_fit', '-')):>13s}")
+              f"{str(r.get('keras3_fit', '-')):>13s} {str(r.get('slimcli_per_cpu_s', '-')):>18s}"
+              f" {str(r.get('keras3_fit_per_cpu_s', '-')):>17s}")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"device": _device(), "results": results}, f, indent=2)
