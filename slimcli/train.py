@@ -227,8 +227,12 @@ def _loss_fn(network_fn: Any, config: TrainConfig, num_classes: int) -> Callable
                                               label_smoothing=config.label_smoothing)
         slim.losses.softmax_cross_entropy(logits, onehot, label_smoothing=config.label_smoothing)
         correct = tf.equal(tf.argmax(logits, -1), tf.cast(labels, tf.int64))
-        accuracy = tf.reduce_mean(tf.cast(correct, tf.float32))
-        return slim.losses.get_total_loss(), {"accuracy": accuracy}
+        metrics = {"accuracy": tf.reduce_mean(tf.cast(correct, tf.float32)),
+                   "losses/cross_entropy": tf.add_n(slim.losses.get_losses())}
+        regularization = slim.losses.get_regularization_losses()
+        if regularization:
+            metrics["losses/regularization"] = tf.add_n(regularization)
+        return slim.losses.get_total_loss(), metrics
     return loss_fn
 
 
@@ -300,13 +304,13 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
     with strategy.scope():
         network_fn.build([None, data.image_size, data.image_size, data.channels],
                          dtype=config.compute_dtype)
-        step = _make_step(config, network_fn, data)
+        step, ema = _make_step(config, network_fn, data)
     if info.is_chief:
         _write_config(config, info, data)
     to_save = {**network_fn.variables_dict(), **step.optimizer.variables_by_name(),
                "global_step": step.global_step}
-    if step.ema is not None:
-        to_save.update(step.ema.variables_by_name())
+    if ema is not None:
+        to_save.update(ema.variables_by_name())
     iterator = iter(strategy.distribute_datasets_from_function(data.dataset_fn))
     summary_fn = _histograms(network_fn, info, data.sample_images() if info.is_chief else None)
     if config.mixed_precision and config.mixed_precision_dtype == "float16" and \
@@ -342,8 +346,9 @@ def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: An
         strategy=info.strategy, progress_bar=config.progress_bar)
 
 
-def _make_step(config: TrainConfig, network_fn: Any, data: TrainData) -> learning.TrainStep:
-    """The train step with optimizer, schedule, EMA and loss scaling (under strategy scope)."""
+def _make_step(config: TrainConfig, network_fn: Any,
+               data: TrainData) -> tuple[learning.TrainStep, ExponentialMovingAverage | None]:
+    """The train step (optimizer, schedule, loss scaling) and the EMA, under strategy scope."""
     optimizer = optimization.make_optimizer(config.optimizer, dataclasses.asdict(config))
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     ema = None
@@ -359,8 +364,7 @@ def _make_step(config: TrainConfig, network_fn: Any, data: TrainData) -> learnin
         clip_gradient_norm=config.clip_gradient_norm,
         loss_scale=learning.DynamicLossScale() if float16 else None,
         jit_compile=config.jit_compile, post_update=ema.apply if ema is not None else None)
-    step.ema = ema
-    return step
+    return step, ema
 
 
 def _log_fingerprint(network_fn: Any, info: StrategyInfo, step: int) -> None:

@@ -88,6 +88,10 @@ def test_fine_tune_restores_non_excluded_and_trains_only_trainable_scopes(tmp_pa
         np.testing.assert_array_equal(out[name], value, err_msg=name)
     assert out["LeNet/fc4/weights"].shape == (1024, 5)
     assert int(out["global_step"]) == 2
+    tags = {v.tag for f in (tmp_path / "train").glob("events.out.tfevents.*")
+            for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value}
+    assert {"total_loss", "learning_rate", "losses/cross_entropy", "input_images",
+            "LeNet/fc4/weights"} <= tags
     # A checkpoint in train_dir wins over --checkpoint_path, with the original's log line.
     cfg.max_number_of_steps = 3
     caplog.clear()
