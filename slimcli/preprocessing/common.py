@@ -137,7 +137,8 @@ def image_summary(name: str, images: tf.Tensor, enabled: bool = True) -> None:
     if not enabled:
         return
     should_record = tf.summary.should_record_summaries()
-    if tf.get_static_value(should_record) is False:
+    static = tf.get_static_value(should_record)
+    if static is not None and not static:
         return
     if tf.summary.experimental.get_step() is None:
         logging.warning("image summary %r not written: the default summary writer has no "

@@ -1,0 +1,514 @@
+"""The one tf.data input pipeline of slimcli: TFRecords → preprocessed batches.
+
+Used by training, evaluation and the benchmarks:
+
+    fn = get_preprocessing("inception_v3", is_training=True)
+    ds = build_input_pipeline(files, fn, batch_size=32, image_size=299, is_training=True, seed=0)
+    for images, labels in ds: ...   # float32 [32, 299, 299, 3], int64 [32]
+
+Stages: interleaved parallel reads of the files (shuffled when training) →
+shard per worker → [cache] → shuffle records → [repeat] → number the records
+→ parse + decode (parallel) → corrupt-record check → preprocess (parallel) →
+batch → prefetch. Every parallel stage is AUTOTUNE unless told otherwise.
+
+Corrupt data. Three things can be wrong with a record: the TFRecord framing
+(truncated file, CRC mismatch: the rest of that file cannot be read), the
+`tf.train.Example` or its image (not parseable, not decodable), or a missing
+`image/class/label`. By default the pipeline then fails with the file name and
+the record index (0-based, within the file). With `skip_corrupt=True` it
+skips such records, logs them and counts them in `PipelineStats`.
+
+How it finds them without slowing the common path: each record gets a
+sequence number and its (file, index) goes into a small lookup table; parse
+and decode run in a normal parallel map, errors are dropped with
+`ignore_errors`, and an ordered check after it sees the gaps in the sequence
+numbers, looks up who was lost and removes the entries. File framing is
+checked by adding up the bytes read per file and comparing with its size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import random
+import threading
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import tensorflow as tf
+
+from slimcli.errors import SlimError
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 1024
+DEFAULT_NUM_READERS = 4
+
+# The slim tf.train.Example schema (also read by TF Model Garden).
+IMAGE_KEY = "image/encoded"
+FORMAT_KEY = "image/format"
+LABEL_KEY = "image/class/label"
+HEIGHT_KEY = "image/height"
+WIDTH_KEY = "image/width"
+EXAMPLE_FEATURES = {
+    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    FORMAT_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    HEIGHT_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    WIDTH_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+}
+
+# Record status codes carried through the pipeline.
+_DROP = -1          # a good end-of-file marker: not a record
+_OK = 0
+_END = 1            # end-of-stream marker (finite streams)
+_BAD_FRAMING = 2    # the file is truncated or corrupt from this record on
+_NO_LABEL = 3       # the Example has no image/class/label
+_DECODE_FAILED = 4  # not a parseable Example with a decodable image
+_REASONS = {
+    _BAD_FRAMING: "truncated or corrupt TFRecord data (short read or CRC mismatch); "
+                  "the rest of this file cannot be read",
+    _NO_LABEL: f"the tf.train.Example has no {LABEL_KEY}",
+    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY} "
+                    "(see the warning logged just before for the decoder's message)",
+}
+_TFRECORD_OVERHEAD_BYTES = 16  # length (8) + length CRC (4) + data CRC (4)
+
+# The pipeline's functions use explicit tf.cond/tf.case, so tracing them
+# without AutoGraph conversion is both correct and much faster.
+_graph_fn = tf.autograph.experimental.do_not_convert
+
+
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one serialized `tf.train.Example` of the slim schema.
+
+    Args:
+      serialized: scalar string tensor.
+
+    Returns:
+      Dict with `image/encoded` and `image/format` (string; format "" when
+      absent), `image/class/label` (int64, -1 when absent), `image/height`
+      and `image/width` (int64, 0 when absent).
+    """
+    return tf.io.parse_single_example(serialized, EXAMPLE_FEATURES)
+
+
+def decode_image(features: dict[str, tf.Tensor], channels: int = 3) -> tf.Tensor:
+    """Decodes `image/encoded` according to `image/format`.
+
+    `jpeg`/`jpg` → `decode_jpeg`, `png` → `decode_png`, `raw` → uint8 bytes
+    reshaped to [image/height, image/width, channels]; any other or missing
+    format → `decode_image`, which recognises JPEG, PNG, GIF, BMP and WebP by
+    content (first frame of animations).
+
+    Args:
+      features: output of `parse_example`.
+      channels: channels of the decoded image (1 or 3).
+
+    Returns:
+      uint8 tensor [height, width, channels].
+
+    Raises:
+      tf.errors.InvalidArgumentError: (at run time) undecodable data.
+    """
+    encoded = features[IMAGE_KEY]
+    image_format = tf.strings.lower(features[FORMAT_KEY])
+    is_jpeg = tf.logical_or(tf.equal(image_format, "jpeg"), tf.equal(image_format, "jpg"))
+    branch = tf.where(is_jpeg, 0, tf.where(tf.equal(image_format, "png"), 1,
+                                           tf.where(tf.equal(image_format, "raw"), 2, 3)))
+    shape = tf.stack([features[HEIGHT_KEY], features[WIDTH_KEY], channels])
+    image = tf.switch_case(branch, [
+        lambda: tf.io.decode_jpeg(encoded, channels=channels),
+        lambda: tf.io.decode_png(encoded, channels=channels),
+        lambda: tf.reshape(tf.io.decode_raw(encoded, tf.uint8), shape),
+        lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False),
+    ])
+    return tf.ensure_shape(image, [None, None, channels])
+
+
+class CorruptRecord(NamedTuple):
+    """One skipped record: file, 0-based index within the file, reason."""
+
+    file: str
+    index: int
+    reason: str
+
+
+class PipelineStats:
+    """What a pipeline skipped with `skip_corrupt=True`; thread-safe.
+
+    Pass one to `build_input_pipeline(..., stats=stats)` and read
+    `stats.skipped` at any time. The count covers records the pipeline has
+    read so far, which can run ahead of the batches consumed by the prefetch
+    depth; a corrupt record is counted each time it is read (once per epoch).
+
+    Attributes:
+      skipped: records skipped so far.
+      examples: the first `max_examples` skipped records.
+    """
+
+    def __init__(self, max_examples: int = 100, max_log_lines: int = 20):
+        self.skipped = 0
+        self.examples: list[CorruptRecord] = []
+        self._max_examples = max_examples
+        self._max_log_lines = max_log_lines
+        self._lock = threading.Lock()
+
+    def add(self, files, indices, reasons) -> int:
+        """Records skipped records (called from the pipeline); returns the total."""
+        with self._lock:
+            for file, index, reason in zip(files, indices, reasons):
+                record = CorruptRecord(_text(file), int(index), _REASONS[int(reason)])
+                self.skipped += 1
+                if len(self.examples) < self._max_examples:
+                    self.examples.append(record)
+                if self.skipped <= self._max_log_lines:
+                    logging.warning("skipped corrupt record %d of %s: %s",
+                                    record.index, record.file, record.reason)
+                elif self.skipped % 1000 == 0:
+                    logging.warning("skipped %d corrupt records so far", self.skipped)
+            return self.skipped
+
+    def __repr__(self) -> str:
+        return f"PipelineStats(skipped={self.skipped})"
+
+
+def _text(value) -> str:
+    value = value.numpy() if hasattr(value, "numpy") else value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    """The validated arguments of one pipeline."""
+
+    files: tuple[str, ...]
+    file_sizes: tuple[int, ...]
+    image_size: int
+    is_training: bool
+    labels_offset: int
+    num_readers: int
+    num_parallel_calls: int
+    shuffle_buffer: int
+    seed: int
+    deterministic: bool
+    repeat: bool
+    skip_corrupt: bool
+    drop_remainder: bool
+    cache: bool
+    channels: int
+    shard_records: tuple[int, int]  # (num_shards, index); (1, 0) = no record sharding
+
+
+def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        expected = "a positive int or None" if allow_none else "a positive int"
+        raise SlimError(f"Invalid value for argument {name}. Expected {expected}. "
+                        f"Received: {name}={value!r}")
+
+
+def _file_sizes(files: Sequence[str]) -> tuple[int, ...]:
+    sizes = []
+    for path in files:
+        try:
+            sizes.append(tf.io.gfile.stat(path).length)
+        except tf.errors.NotFoundError:
+            raise SlimError(f"TFRecord file not found: {path!r}; check --dataset_dir and "
+                            f"--dataset_split_name (or create it with slim-download)") from None
+    return tuple(sizes)
+
+
+def _shard(files: tuple[str, ...], sizes: tuple[int, ...],
+           input_context: Optional[tf.distribute.InputContext]):
+    """Files per worker when there are enough, else every worker reads all and shards records."""
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return files, sizes, (1, 0)
+    count, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if len(files) >= count:
+        return files[index::count], sizes[index::count], (1, 0)
+    return files, sizes, (count, index)
+
+
+def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+    """Records of one file as dicts; appends a _BAD_FRAMING record if it ends early."""
+    records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True)
+    records = records.map(_graph_fn(lambda record: (record, False)))
+    records = records.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), True)))
+
+    def step(state, element):
+        consumed, index = state
+        record, is_end = element
+        length = tf.cast(tf.strings.length(record), tf.int64) + _TFRECORD_OVERHEAD_BYTES
+        status = tf.where(is_end, tf.where(consumed == size, _DROP, _BAD_FRAMING), _OK)
+        new_state = (consumed + tf.where(is_end, tf.constant(0, tf.int64), length), index + 1)
+        return new_state, {"file": file, "index": index, "record": record, "status": status}
+
+    records = records.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _graph_fn(step))
+    return records.filter(_graph_fn(lambda element: element["status"] != _DROP))
+
+
+def _record_stream(cfg: _Config) -> tf.data.Dataset:
+    """Reads, shards, caches, shuffles and repeats the raw records."""
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(cfg.files, tf.string), tf.constant(cfg.file_sizes, tf.int64)))
+    shard_records = cfg.shard_records[0] > 1
+    # Sharding records needs the same record order in every pipeline.
+    if cfg.is_training and not shard_records:
+        files = files.shuffle(len(cfg.files), seed=cfg.seed, reshuffle_each_iteration=True)
+    cycle = min(cfg.num_readers, len(cfg.files))
+    records = files.interleave(_graph_fn(_read_file), cycle_length=cycle, block_length=1,
+                               num_parallel_calls=cycle,
+                               deterministic=cfg.deterministic or shard_records)
+    if shard_records:
+        records = records.shard(*cfg.shard_records)
+    if cfg.cache:
+        records = records.cache()
+    if cfg.is_training:
+        records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+    if cfg.repeat:
+        return records.repeat()
+    end = {"file": tf.constant(""), "index": tf.constant(-1, tf.int64),
+           "record": tf.constant(""), "status": tf.constant(_END)}
+    return records.concatenate(tf.data.Dataset.from_tensors(end))
+
+
+def _meta(index: tf.Tensor, file: tf.Tensor) -> tf.Tensor:
+    return tf.strings.join([tf.strings.as_string(index), file], separator=":")
+
+
+def _number_records(records: tf.data.Dataset, table) -> tf.data.Dataset:
+    """Adds a sequence number and files each record's (index, file) under it."""
+    def step(seq, element):
+        insert = table.insert(tf.reshape(seq, [1]), tf.reshape(_meta(element["index"], element["file"]), [1]))
+        with tf.control_dependencies([insert]):
+            numbered = dict(element, seq=tf.identity(seq))
+        return seq + 1, numbered
+
+    return records.scan(tf.constant(0, tf.int64), _graph_fn(step))
+
+
+def _decode(element: dict, channels: int) -> dict:
+    """Parses and decodes an OK record; raises on corrupt data (dropped later)."""
+    def decode():
+        features = parse_example(element["record"])
+        label = features[LABEL_KEY]
+        return decode_image(features, channels), label, tf.where(label < 0, _NO_LABEL, _OK)
+
+    def passthrough():
+        return tf.zeros([1, 1, channels], tf.uint8), tf.constant(-1, tf.int64), element["status"]
+
+    image, label, status = tf.cond(element["status"] == _OK, decode, passthrough)
+    return {"seq": element["seq"], "file": element["file"], "index": element["index"],
+            "status": status, "image": image, "label": label}
+
+
+def _fail(condition: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
+    """Raises InvalidArgumentError(message) at run time where `condition` holds."""
+    def raise_error():
+        check = tf.debugging.Assert(tf.logical_not(condition), [message], summarize=1)
+        with tf.control_dependencies([check]):
+            return tf.constant(True)
+
+    return tf.cond(condition, raise_error, lambda: tf.constant(True))
+
+
+def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
+                    stats: PipelineStats) -> tf.Tensor:
+    """Fails on the first corrupt record, or counts and logs them all."""
+    parts = tf.strings.split(metas, sep=":", maxsplit=1).to_tensor(shape=[None, 2])
+    indices, files = parts[:, 0], parts[:, 1]
+    if skip_corrupt:
+        total = tf.py_function(stats.add, [files, tf.strings.to_number(indices, tf.int64), reasons],
+                               Tout=tf.int64)
+        with tf.control_dependencies([total]):
+            return tf.constant(True)
+    reason_text = tf.gather(tf.constant([_REASONS.get(code, "") for code in range(5)]), reasons[0])
+    message = tf.strings.join([
+        "corrupt record ", indices[0], " of ", files[0], ": ", reason_text,
+        ". Fix or remove it, or pass skip_corrupt=True (--skip_corrupt) to skip and count "
+        "corrupt records."])
+    return _fail(tf.size(reasons) > 0, message)
+
+
+def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
+                   stats: PipelineStats) -> tf.data.Dataset:
+    """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones."""
+    def step(expected, element):
+        seq, status = element["seq"], element["status"]
+        lost = tf.range(expected, seq)
+        lost_metas = table.lookup(lost)
+        removed = table.remove(tf.range(expected, seq + 1))
+        own_bad = status >= _BAD_FRAMING
+        own = tf.boolean_mask(tf.reshape(_meta(element["index"], element["file"]), [1]),
+                              tf.reshape(own_bad, [1]))
+        metas = tf.concat([lost_metas, own], 0)
+        reasons = tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
+                             tf.boolean_mask(tf.reshape(status, [1]), tf.reshape(own_bad, [1]))], 0)
+        handled = tf.cond(tf.size(metas) > 0,
+                          lambda: _report_corrupt(metas, reasons, skip_corrupt, stats),
+                          lambda: tf.constant(True))
+        with tf.control_dependencies([removed, handled]):
+            keep = tf.equal(status, _OK)
+        return seq + 1, dict(element, keep=keep)
+
+    checked = decoded.scan(tf.constant(0, tf.int64), _graph_fn(step))
+    return checked.filter(_graph_fn(lambda element: element["keep"]))
+
+
+def _accepts_seed(fn: Callable) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _preprocess(element: dict, preprocess_fn: Callable, cfg: _Config, base_seed: tf.Tensor):
+    kwargs = {}
+    if cfg.is_training and _accepts_seed(preprocess_fn):
+        kwargs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, element["seq"])
+    image = preprocess_fn(element["image"], cfg.image_size, cfg.image_size, **kwargs)
+    image = tf.ensure_shape(tf.cast(image, tf.float32), [cfg.image_size, cfg.image_size, None])
+    label = element["label"] - cfg.labels_offset
+    message = tf.strings.join([
+        "record ", tf.strings.as_string(element["index"]), " of ", element["file"], " has ",
+        LABEL_KEY, "=", tf.strings.as_string(element["label"]),
+        f", below labels_offset={cfg.labels_offset}; labels must stay >= 0 after the offset "
+        "is subtracted (use labels_offset=0 for 0-based labels)"])
+    checked = _fail(label < 0, message)
+    with tf.control_dependencies([checked]):
+        return image, tf.identity(label)
+
+
+def _make_config(files, batch_size, image_size, is_training, labels_offset, num_readers,
+                 num_parallel_calls, shuffle_buffer, seed, input_context, repeat, skip_corrupt,
+                 drop_remainder, cache, channels) -> _Config:
+    if isinstance(files, (str, bytes)):
+        files = [files]
+    files = tuple(_text(f) for f in files)
+    if not files:
+        raise SlimError("no TFRecord files given to the input pipeline; check --dataset_dir "
+                        "and --dataset_split_name")
+    for name, value in (("batch_size", batch_size), ("image_size", image_size),
+                        ("shuffle_buffer", shuffle_buffer)):
+        _check_positive_int(name, value)
+    _check_positive_int("num_readers", num_readers, allow_none=True)
+    if num_parallel_calls != AUTOTUNE:
+        _check_positive_int("num_parallel_calls", num_parallel_calls, allow_none=True)
+    if isinstance(labels_offset, bool) or not isinstance(labels_offset, int) or labels_offset < 0:
+        raise SlimError(f"Invalid value for argument labels_offset. Expected an int >= 0. "
+                        f"Received: labels_offset={labels_offset!r}")
+    if channels not in (1, 3):
+        raise SlimError(f"Invalid value for argument channels. Expected 1 or 3. "
+                        f"Received: channels={channels!r}")
+    files, sizes, shard_records = _shard(files, _file_sizes(files), input_context)
+    return _Config(
+        files=files, file_sizes=sizes, image_size=image_size, is_training=bool(is_training),
+        labels_offset=labels_offset, num_readers=num_readers or DEFAULT_NUM_READERS,
+        num_parallel_calls=num_parallel_calls or AUTOTUNE, shuffle_buffer=shuffle_buffer,
+        seed=random.SystemRandom().randrange(2**31) if seed is None else int(seed),
+        deterministic=not is_training or seed is not None,
+        repeat=bool(is_training) if repeat is None else bool(repeat),
+        skip_corrupt=bool(skip_corrupt),
+        drop_remainder=bool(is_training) if drop_remainder is None else bool(drop_remainder),
+        cache=bool(cache), channels=channels, shard_records=shard_records)
+
+
+def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_size: int,
+                         image_size: int, *, is_training: bool, labels_offset: int = 0,
+                         num_readers: Optional[int] = None,
+                         num_parallel_calls: Optional[int] = None,
+                         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                         seed: Optional[int] = None,
+                         input_context: Optional[tf.distribute.InputContext] = None,
+                         repeat: Optional[bool] = None, skip_corrupt: bool = False,
+                         drop_remainder: Optional[bool] = None, cache: bool = False,
+                         channels: int = 3,
+                         stats: Optional[PipelineStats] = None) -> tf.data.Dataset:
+    """Builds the dataset of (images, labels) batches from slim TFRecord files.
+
+    Args:
+      files: TFRecord paths (a single path string is accepted too).
+      preprocess_fn: `fn(image_uint8, height, width, **kwargs)`, e.g. from
+        `get_preprocessing`; in training it gets `seed=` (a per-record
+        stateless seed) when its signature accepts it.
+      batch_size: batch size of this dataset. Under
+        `strategy.distribute_datasets_from_function` pass
+        `input_context.get_per_replica_batch_size(global_batch_size)`.
+      image_size: output height and width.
+      is_training: shuffle files and records, and the defaults below.
+      labels_offset: subtracted from `image/class/label` (1 for 1000-class
+        nets on 1001-class data); a label that goes negative is an error.
+      num_readers: files read in parallel (interleave cycle); None → 4.
+      num_parallel_calls: parallel decode and preprocess calls; None → AUTOTUNE.
+      shuffle_buffer: records in the shuffle buffer (training).
+      seed: seeds file and record shuffling and the preprocessing; with a
+        seed, training is deterministic. None: random, and element order may
+        vary between runs for speed.
+      input_context: shards per input pipeline: whole files when there are at
+        least as many files as pipelines, else every `n`-th record.
+      repeat: repeat forever; None → `is_training`.
+      skip_corrupt: skip, log and count corrupt records instead of failing.
+      drop_remainder: drop the last partial batch; None → `is_training`. With
+        False and no repeat, one epoch yields every record exactly once.
+      cache: keep the encoded records in memory after the first epoch.
+      channels: channels to decode (3, or 1 for grayscale data).
+      stats: receives the count of skipped records (`skip_corrupt=True`).
+
+    Returns:
+      A `tf.data.Dataset` of `(images float32 [B, image_size, image_size, C],
+      labels int64 [B])`, prefetched.
+
+    Raises:
+      SlimError: bad arguments or missing files.
+    """
+    cfg = _make_config(files, batch_size, image_size, is_training, labels_offset, num_readers,
+                       num_parallel_calls, shuffle_buffer, seed, input_context, repeat,
+                       skip_corrupt, drop_remainder, cache, channels)
+    stats = stats if stats is not None else PipelineStats()
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
+    table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="?:?")
+
+    records = _number_records(_record_stream(cfg), table)
+    decoded = records.map(_graph_fn(lambda element: _decode(element, cfg.channels)),
+                          num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
+    decoded = decoded.ignore_errors(log_warning=True)
+    checked = _check_records(decoded, table, cfg.skip_corrupt, stats)
+    images = checked.map(_graph_fn(lambda element: _preprocess(element, preprocess_fn, cfg, base_seed)),
+                         num_parallel_calls=cfg.num_parallel_calls,
+                         deterministic=cfg.deterministic)
+    batches = images.batch(batch_size, drop_remainder=cfg.drop_remainder).prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = cfg.deterministic
+    return batches.with_options(options)
+
+
+def synthetic_input_pipeline(batch_size: int, image_size: int, num_classes: int,
+                             channels: int = 3, seed: int = 0) -> tf.data.Dataset:
+    """An endless dataset of one random batch, shaped like the real pipeline's.
+
+    For benchmarks that leave the input out: no decoding or preprocessing.
+
+    Args:
+      batch_size: images per batch.
+      image_size: height and width.
+      num_classes: labels are uniform in [0, num_classes).
+      channels: image channels.
+      seed: stateless seed of the images and labels.
+
+    Returns:
+      Dataset of `(images float32 [B, H, W, C] in [-1, 1), labels int64 [B])`.
+
+    Raises:
+      SlimError: a size is not a positive int.
+    """
+    for name, value in (("batch_size", batch_size), ("image_size", image_size),
+                        ("num_classes", num_classes), ("channels", channels)):
+        _check_positive_int(name, value)
+    images = tf.random.stateless_uniform([batch_size, image_size, image_size, channels],
+                                         [seed, 0], minval=-1.0, maxval=1.0)
+    labels = tf.random.stateless_uniform([batch_size], [seed, 1], maxval=num_classes,
+                                         dtype=tf.int64)
+    return tf.data.Dataset.from_tensors((images, labels)).repeat()
