@@ -171,15 +171,17 @@ def test_nested_linspace_matches_numpy(n, num_shards, batches):
 
 
 def test_write_shards_resumes_and_never_leaves_partial_shards(tmp_path):
+    per_shard = 3 * shards_lib.CHUNK_ITEMS
+    total, bad = 3 * per_shard, 2 * per_shard + shards_lib.CHUNK_ITEMS + 1
     paths = [str(tmp_path / f"out-{i}") for i in range(3)]
-    plan = shards_lib.contiguous_shards("train", list(range(30)), paths)
+    plan = shards_lib.contiguous_shards("train", list(range(total)), paths)
     calls = []
 
     def failing(item):
         calls.append(item)
-        if item == 25:
+        if item == bad:
             raise RuntimeError("disk on fire")
-        return dataset_utils.image_to_tfexample(b"x", b"png", 1, 1, item).SerializeToString()
+        return dataset_utils.image_example_bytes(b"x", b"png", 1, 1, item)
 
     state = shards_lib.ConversionState(str(tmp_path), "digest")
     with pytest.raises(RuntimeError):
@@ -188,15 +190,15 @@ def test_write_shards_resumes_and_never_leaves_partial_shards(tmp_path):
 
     def ok(item):
         calls.append(item)
-        return dataset_utils.image_to_tfexample(b"x", b"png", 1, 1, item).SerializeToString()
+        return dataset_utils.image_example_bytes(b"x", b"png", 1, 1, item)
 
     calls.clear()
     state = shards_lib.ConversionState(str(tmp_path), "digest")
     result = shards_lib.write_shards(plan, ok, state, 2, "t", quiet=True)
-    assert sorted(calls) == list(range(20, 30))  # only the unfinished shard is redone
-    assert result.records == {"train": 30}
+    assert sorted(calls) == list(range(2 * per_shard, total))  # only the unfinished shard
+    assert result.records == {"train": total}
     labels = [r["image/class/label"][0] for r in read_examples(paths)]
-    assert labels == list(range(30))
+    assert labels == list(range(total))
 
 
 def test_state_of_another_plan_is_discarded(tmp_path):
@@ -208,3 +210,46 @@ def test_state_of_another_plan_is_discarded(tmp_path):
     state = shards_lib.ConversionState(str(tmp_path), "b")
     assert not os.path.exists(path) and not state.is_complete(plan[0])
     assert json.loads((tmp_path / shards_lib.STATE_FILENAME).read_text())["fingerprint"] == "a"
+
+
+def test_descriptor_file_list_beats_stray_files(tmp_path):
+    for name in ("cifar10_train.tfrecord", "cifar10_train.tfrecord.old"):
+        _write_records(str(tmp_path / name), 2)
+    write_descriptor(str(tmp_path), {
+        "name": "cifar10", "num_classes": 10, "file_pattern": "cifar10_%s.tfrecord*",
+        "splits": {"train": {"num_samples": 2, "files": ["cifar10_train.tfrecord"]}}})
+    split = get_dataset("cifar10", "train", str(tmp_path))
+    assert [os.path.basename(f) for f in split.files] == ["cifar10_train.tfrecord"]
+    os.remove(tmp_path / "cifar10_train.tfrecord")
+    with pytest.raises(SlimError, match=r"lists the records of this split but "
+                                        r"'.*cifar10_train.tfrecord' is missing; rerun"):
+        get_dataset("cifar10", "train", str(tmp_path))
+
+
+@pytest.mark.parametrize("label,size", [(0, 0), (4, 127), (300, 128), (-1, 15000), (2**40, 70000)])
+def test_fast_record_equals_tf_example(label, size):
+    data = os.urandom(size)
+    fast = tf.train.Example.FromString(dataset_utils.image_example_bytes(data, b"png", 7, 9,
+                                                                          label))
+    assert fast == dataset_utils.image_to_tfexample(data, b"png", 7, 9, label)
+
+
+def test_serialize_example_matches_protobuf_for_every_kind():
+    du = dataset_utils
+    fast = du.serialize_example({
+        "image/object/bbox/xmin": du.float_list([0.25, -1.5, 3e-8]),
+        "image/object/bbox/ymin": du.float_list([]),
+        "image/object/bbox/label": du.int64_list([1, 1, -7, 2**62]),
+        "image/class/text": du.bytes_list("tench, Tinca tinca ü".encode()),
+        "multi": du.bytes_list([b"a", b"", b"\x00" * 300]),
+        "ключ": du.int64_list(np.int64(5)),
+    })
+    expected = tf.train.Example(features=tf.train.Features(feature={
+        "image/object/bbox/xmin": du.float_feature([0.25, -1.5, 3e-8]),
+        "image/object/bbox/ymin": du.float_feature([]),
+        "image/object/bbox/label": du.int64_feature([1, 1, -7, 2**62]),
+        "image/class/text": du.bytes_feature("tench, Tinca tinca ü".encode()),
+        "multi": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a", b"", b"\x00" * 300])),
+        "ключ": du.int64_feature(5),
+    }))
+    assert tf.train.Example.FromString(fast) == expected

@@ -201,3 +201,13 @@ def test_extract_once_skips_a_second_extraction(tmp_path):
     assert (tmp_path / "t" / "flower_photos" / "extra").exists()
     archives.extract_once(archive, "d2", str(tmp_path / "t"))  # another archive: re-extracted
     assert not (tmp_path / "t" / "flower_photos" / "extra").exists()
+
+
+def test_gzip_crc_error_in_the_trailer_is_caught(tmp_path):
+    make_flowers_tgz(str(tmp_path))
+    data = bytearray((tmp_path / "flower_photos.tgz").read_bytes())
+    data[-6] ^= 0xFF  # inside the gzip CRC-32 trailer: every member still reads fine
+    (tmp_path / "bad.tgz").write_bytes(bytes(data))
+    with pytest.raises(SlimError, match="corrupt or incomplete .*CRC check failed"):
+        archives.extract(str(tmp_path / "bad.tgz"), str(tmp_path / "t"))
+    assert os.listdir(tmp_path / "t") == []

@@ -165,3 +165,56 @@ def test_too_many_validation_images_is_a_clear_error(tmp_path, served_flowers):
     with pytest.raises(SlimError, match="30 validation images out of 30 would leave no training"):
         flowers.convert(str(tmp_path / "o"), ConvertOptions(mirror=server.url, quiet=True,
                                                             num_validation=30))
+
+
+def _run(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    return exit_info.value.code
+
+
+def test_checksum_mismatch_through_the_cli(tmp_path, served_flowers, monkeypatch, capsys):
+    server, _ = served_flowers
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, flowers.DATA_URL,
+                        fetch.KnownArchive(None, "12" * 32, "the published list"))
+    out = tmp_path / "f"
+    assert _run(["slim-download", "--dataset_name=flowers", f"--dataset_dir={out}",
+                 f"--mirror={server.url}", "--noprogress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("slim-download: error: checksum mismatch for flower_photos.tgz")
+    assert "12" * 32 in err and len(err.splitlines()) == 1
+    assert os.listdir(out) == []
+
+
+def test_truncated_download_then_rerun_resumes(tmp_path, served_flowers, capsys):
+    server, files = served_flowers
+    out = tmp_path / "f"
+    argv = ["slim-download", "--dataset_name=flowers", f"--dataset_dir={out}",
+            f"--mirror={server.url}", "--noprogress"]
+    server.truncate["flower_photos.tgz"] = 5000
+    assert _run(argv) == 2
+    assert "stopped at 5000 of" in capsys.readouterr().err
+    assert os.listdir(out) == ["flower_photos.tgz.part"]
+    assert _run(argv) == 0
+    assert ("flower_photos.tgz", "bytes=5000-") in server.requests
+    train, _ = _expected_split(files, 3)
+    _check_split(str(out), "train", train, files)
+
+
+def test_hostile_archive_through_the_converter(tmp_path):
+    import tarfile
+    src = tmp_path / "mirror"
+    src.mkdir()
+    with tarfile.open(src / "flower_photos.tgz", "w:gz") as tar:
+        info = tarfile.TarInfo("flower_photos/daisy/../../../escaped.jpg")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+        link = tarfile.TarInfo("flower_photos/roses/link.jpg")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    (src / "flower_photos.tgz.sha256").write_text(sha256(src / "flower_photos.tgz"))
+    out = tmp_path / "data" / "f"
+    with pytest.raises(SlimError, match=r"refusing to extract flower_photos.tgz: member "
+                                        r"'flower_photos/daisy/\.\./\.\./\.\./escaped.jpg'"):
+        flowers.convert(str(out), ConvertOptions(mirror=str(src), quiet=True))
+    assert os.listdir(out) == [] and not list(tmp_path.rglob("escaped.jpg"))

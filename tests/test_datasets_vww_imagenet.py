@@ -163,3 +163,20 @@ def test_imagenet_missing_metadata_text(tmp_path, raw_imagenet):
     with pytest.raises(SlimError, match="has no text for synset n01443537"):
         imagenet.convert(str(tmp_path / "o"), ConvertOptions(image_dir=str(root), quiet=True,
                                                              num_shards=8))
+
+
+def test_visualwakewords_coco_url_flags(tmp_path, coco_server, capsys):
+    server, _ = coco_server
+    out = str(tmp_path / "vww")
+    argv = ["slim-download", "--dataset_name=visualwakewords", f"--dataset_dir={out}",
+            f"--coco_train_url={server.url}/train2014.zip",
+            f"--coco_validation_url={server.url}/val2014.zip",
+            f"--coco_annotations_url={server.url}/annotations_trainval2014.zip",
+            "--coco_dirname=coco", "--num_shards=1", "--noprogress"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.count("note: no published checksum for") == 3  # custom URLs: digest printed
+    assert os.path.isdir(os.path.join(out, "coco", "val2014"))
+    assert get_dataset("visualwakewords", "val", out).num_samples == 4

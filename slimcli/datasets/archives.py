@@ -104,6 +104,7 @@ def _extract_tar(archive: str, staging: str) -> None:
                     tar.extract(member, staging, filter="data")
                 else:  # pragma: no cover - Python without extraction filters
                     tar.extract(member, staging)
+            _read_to_end(tar.fileobj)
     except SlimError:
         raise
     except tarfile.FilterError as e:
@@ -111,6 +112,12 @@ def _extract_tar(archive: str, staging: str) -> None:
         raise _unsafe(archive, member.name if member else "?", str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _corrupt(archive, e) from None
+
+
+def _read_to_end(fileobj) -> None:
+    """Reads a compressed tar stream to its end, so gzip checks its CRC and length."""
+    while fileobj.read(1 << 20):
+        pass
 
 
 def _extract_zip(archive: str, staging: str) -> None:

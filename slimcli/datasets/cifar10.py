@@ -105,8 +105,7 @@ def output_name(split: str) -> str:
 def _encode(item: tuple[np.ndarray, int]) -> bytes:
     image, label = item
     png = tf.io.encode_png(image).numpy()
-    return dataset_utils.image_to_tfexample(png, b"png", IMAGE_SIZE, IMAGE_SIZE,
-                                            label).SerializeToString()
+    return dataset_utils.image_example_bytes(png, b"png", IMAGE_SIZE, IMAGE_SIZE, label)
 
 
 def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:

@@ -9,6 +9,7 @@ by the original TF-Slim converters and by slimcli are interchangeable.
 from __future__ import annotations
 
 import os
+import struct
 from typing import Iterable, Mapping
 
 import tensorflow as tf
@@ -58,6 +59,100 @@ def image_to_tfexample(image_data: bytes, image_format: bytes, height: int, widt
         "image/height": int64_feature(height),
         "image/width": int64_feature(width),
     }))
+
+
+# ---------------------------------------------------------------------------
+# Fast serialization for converters. Building `tf.train.Example` objects holds
+# the GIL for longer than the rest of a record's work besides decoding (it cost
+# ~25% of the threaded conversion rate), so records are written straight in
+# protobuf wire format: Example{1: Features{1: map<string, Feature>}},
+# Feature{1: BytesList | 2: FloatList | 3: Int64List}, values in field 1,
+# numbers packed. A wire feature is (chunks, size) so the image bytes are copied
+# once, by the final join. `tf.train.Example.FromString` reads the result back
+# as a message equal to `image_to_tfexample`'s (tested).
+
+WireFeature = tuple[list[bytes], int]
+
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, as protobuf encodes negatives
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _prefixed(tag: bytes, chunks: list[bytes], size: int) -> WireFeature:
+    head = tag + _varint(size)
+    return [head, *chunks], len(head) + size
+
+
+def bytes_list(values: bytes | Iterable[bytes]) -> WireFeature:
+    """A wire-format Feature holding a BytesList (one value or several)."""
+    if isinstance(values, bytes):
+        values = [values]
+    chunks: list[bytes] = []
+    size = 0
+    for value in values:
+        part, n = _prefixed(b"\x0a", [value], len(value))
+        chunks += part
+        size += n
+    return _prefixed(b"\x0a", chunks, size)  # Feature.bytes_list = BytesList{value...}
+
+
+def _packed(tag: bytes, payload: bytes) -> WireFeature:
+    return _prefixed(tag, *_prefixed(b"\x0a", [payload], len(payload)))
+
+
+def int64_list(values: int | Iterable[int]) -> WireFeature:
+    """A wire-format Feature holding an Int64List."""
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return _packed(b"\x1a", b"".join(_varint(int(v)) for v in values))
+
+
+def float_list(values: float | Iterable[float]) -> WireFeature:
+    """A wire-format Feature holding a FloatList (float32)."""
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return _packed(b"\x12", struct.pack(f"<{len(values)}f", *values))
+
+
+def serialize_example(features: Mapping[str, WireFeature]) -> bytes:
+    """A serialized `tf.train.Example` from {key: `bytes_list`/`int64_list`/`float_list`}.
+
+    Args:
+      features: feature key → wire-format Feature.
+
+    Returns:
+      Bytes that `tf.train.Example.FromString` parses into the same message
+      as building it with `tf.train.Feature` objects.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    for key, (value_chunks, value_size) in features.items():
+        name = key.encode("utf-8")
+        key_part, key_size = _prefixed(b"\x0a", [name], len(name))
+        value_part, value_n = _prefixed(b"\x12", value_chunks, value_size)
+        part, n = _prefixed(b"\x0a", key_part + value_part, key_size + value_n)
+        chunks += part
+        size += n
+    return b"".join(_prefixed(b"\x0a", chunks, size)[0])
+
+
+def image_example_bytes(image_data: bytes, image_format: bytes, height: int, width: int,
+                        class_id: int) -> bytes:
+    """`image_to_tfexample(...).SerializeToString()`, fast (see above)."""
+    return serialize_example({
+        "image/encoded": bytes_list(image_data),
+        "image/format": bytes_list(image_format),
+        "image/class/label": int64_list(class_id),
+        "image/height": int64_list(height),
+        "image/width": int64_list(width),
+    })
 
 
 def write_label_file(labels_to_class_names: Mapping[int, str], dataset_dir: str,

@@ -71,6 +71,10 @@ def list_image_tree(root: str) -> ImageTree:
     if not class_names:
         raise SlimError(f"{root!r} has no class sub-folders; arrange the images as "
                         f"{root}/<class_name>/<image>.jpg.")
+    bad = [n for n in class_names if "\n" in n or "\r" in n]
+    if bad:
+        raise SlimError(f"class folder name {bad[0]!r} contains a line break, which labels.txt "
+                        f"cannot hold; rename the folder.")
     items, ignored, total = [], [], 0
     for label, name in enumerate(class_names):
         found, skipped = _class_files(root, name)
@@ -131,6 +135,6 @@ def make_encoder(root: str):
             raise SkipItem(rel, e.strerror or str(e)) from None
         except images.UnreadableImage as e:
             raise SkipItem(rel, e.reason) from None
-        return dataset_utils.image_to_tfexample(image.data, image.format, image.height,
-                                                image.width, label).SerializeToString()
+        return dataset_utils.image_example_bytes(image.data, image.format, image.height,
+                                                 image.width, label)
     return encode

@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import random
 
-import tensorflow as tf
-
 from slimcli.datasets import dataset_utils as du, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       ImagenetOptions, run_conversion)
@@ -136,21 +134,20 @@ def _make_encoder(directory: str, synsets: list[str], texts: dict[str, str],
         name = os.path.basename(rel)
         synset = synsets[label - 1]
         bbox = boxes.get(name, [])
-        feature = {
-            "image/height": du.int64_feature(height), "image/width": du.int64_feature(width),
-            "image/colorspace": du.bytes_feature(b"RGB"), "image/channels": du.int64_feature(3),
-            "image/class/label": du.int64_feature(label),
-            "image/class/synset": du.bytes_feature(synset.encode()),
-            "image/class/text": du.bytes_feature(texts[synset].encode()),
-            "image/object/bbox/xmin": du.float_feature([b[0] for b in bbox]),
-            "image/object/bbox/xmax": du.float_feature([b[2] for b in bbox]),
-            "image/object/bbox/ymin": du.float_feature([b[1] for b in bbox]),
-            "image/object/bbox/ymax": du.float_feature([b[3] for b in bbox]),
-            "image/object/bbox/label": du.int64_feature([label] * len(bbox)),
-            "image/format": du.bytes_feature(b"JPEG"),
-            "image/filename": du.bytes_feature(name.encode()),
-            "image/encoded": du.bytes_feature(data)}
-        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        return du.serialize_example({
+            "image/height": du.int64_list(height), "image/width": du.int64_list(width),
+            "image/colorspace": du.bytes_list(b"RGB"), "image/channels": du.int64_list(3),
+            "image/class/label": du.int64_list(label),
+            "image/class/synset": du.bytes_list(synset.encode()),
+            "image/class/text": du.bytes_list(texts[synset].encode()),
+            "image/object/bbox/xmin": du.float_list([b[0] for b in bbox]),
+            "image/object/bbox/xmax": du.float_list([b[2] for b in bbox]),
+            "image/object/bbox/ymin": du.float_list([b[1] for b in bbox]),
+            "image/object/bbox/ymax": du.float_list([b[3] for b in bbox]),
+            "image/object/bbox/label": du.int64_list([label] * len(bbox)),
+            "image/format": du.bytes_list(b"JPEG"),
+            "image/filename": du.bytes_list(name.encode()),
+            "image/encoded": du.bytes_list(data)})
     return encode
 
 

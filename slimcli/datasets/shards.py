@@ -22,7 +22,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 STATE_FILENAME = ".slimcli-convert-state.json"
-CHUNK_ITEMS = 8  # items per task handed to a worker thread
+CHUNK_ITEMS = 16  # items per task handed to a worker thread
 
 
 class SkipItem(Exception):

@@ -132,7 +132,10 @@ def split_from_spec(spec: DatasetSpec, split_name: str, dataset_dir: str,
     split = resolve_split(spec, split_name, list(splits))
     pattern = file_pattern or (descriptor or {}).get("file_pattern") or spec.file_pattern
     pattern = pattern % split if "%s" in pattern else pattern
-    files = _find_files(spec.name, dataset_dir, pattern, split)
+    if descriptor and not file_pattern:
+        files = _listed_files(spec.name, dataset_dir, splits[split]["files"])
+    else:
+        files = _find_files(spec.name, dataset_dir, pattern, split)
     if descriptor:
         num_samples = int(splits[split]["num_samples"])
         num_classes = int(descriptor["num_classes"])
@@ -154,3 +157,15 @@ def _find_files(name: str, dataset_dir: str, pattern: str, split: str) -> list[s
                         f"run `slim-download --dataset_name={name} --dataset_dir={dataset_dir}` "
                         f"or fix --dataset_dir / the file pattern.")
     return files
+
+
+def _listed_files(name: str, dataset_dir: str, listed: list[str]) -> list[str]:
+    """The files dataset.json lists for a split (stray files matching the pattern are ignored)."""
+    files = [os.path.join(dataset_dir, f) for f in listed]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing or not files:
+        what = f"{missing[0]!r} is missing" if missing else "no file is listed"
+        raise SlimError(f"{DESCRIPTOR_FILENAME} in {dataset_dir} lists the records of this split "
+                        f"but {what}; rerun `slim-download --dataset_name={name} "
+                        f"--dataset_dir={dataset_dir} ...` to write them again.")
+    return sorted(files)

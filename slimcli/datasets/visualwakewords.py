@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 
-import tensorflow as tf
-
 from slimcli.datasets import archives, dataset_utils, fetch, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       VisualWakeWordsOptions, run_conversion)
@@ -87,19 +85,19 @@ def _feature_dict(image: dict, annotation: dict, data: bytes) -> dict:
         area.append(obj["area"])
     f = dataset_utils
     return {
-        "image/height": f.int64_feature(height),
-        "image/width": f.int64_feature(width),
-        "image/filename": f.bytes_feature(image["file_name"].encode("utf8")),
-        "image/source_id": f.bytes_feature(str(image["id"]).encode("utf8")),
-        "image/key/sha256": f.bytes_feature(hashlib.sha256(data).hexdigest().encode("utf8")),
-        "image/encoded": f.bytes_feature(data),
-        "image/format": f.bytes_feature(b"jpeg"),
-        "image/class/label": f.int64_feature(annotation["label"]),
-        "image/object/bbox/xmin": f.float_feature(xmin),
-        "image/object/bbox/xmax": f.float_feature(xmax),
-        "image/object/bbox/ymin": f.float_feature(ymin),
-        "image/object/bbox/ymax": f.float_feature(ymax),
-        "image/object/area": f.float_feature(area),
+        "image/height": f.int64_list(height),
+        "image/width": f.int64_list(width),
+        "image/filename": f.bytes_list(image["file_name"].encode("utf8")),
+        "image/source_id": f.bytes_list(str(image["id"]).encode("utf8")),
+        "image/key/sha256": f.bytes_list(hashlib.sha256(data).hexdigest().encode("utf8")),
+        "image/encoded": f.bytes_list(data),
+        "image/format": f.bytes_list(b"jpeg"),
+        "image/class/label": f.int64_list(annotation["label"]),
+        "image/object/bbox/xmin": f.float_list(xmin),
+        "image/object/bbox/xmax": f.float_list(xmax),
+        "image/object/bbox/ymin": f.float_list(ymin),
+        "image/object/bbox/ymax": f.float_list(ymax),
+        "image/object/area": f.float_list([float(a) for a in area]),
     }
 
 
@@ -115,8 +113,7 @@ def _make_encoder(coco_dir: str):
             raise SkipItem(name, e.strerror or str(e)) from None
         except images.UnreadableImage as e:
             raise SkipItem(name, e.reason) from None
-        features = tf.train.Features(feature=_feature_dict(image, annotation, data))
-        return tf.train.Example(features=features).SerializeToString()
+        return dataset_utils.serialize_example(_feature_dict(image, annotation, data))
     return encode
 
 
