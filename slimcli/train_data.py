@@ -97,14 +97,14 @@ def _dataset(config: Any, spec: Any) -> TrainData:
                                                     is_training=True,
                                                     use_grayscale=config.use_grayscale)
     size = config.train_image_size or spec.default_image_size
-    channels = 1 if config.use_grayscale else 3
+    channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
 
     def dataset_fn(ctx: Any) -> tf.data.Dataset:
         return input_pipeline.build_input_pipeline(
             split.files, preprocess_fn, config.batch_size, size, is_training=True,
             labels_offset=config.labels_offset, num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads, seed=config.seed,
-            input_context=ctx, channels=channels, drop_remainder=True)
+            input_context=ctx, drop_remainder=True)
     return TrainData(dataset_fn, num_classes, split.num_samples, size, channels)
 
 

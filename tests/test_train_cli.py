@@ -151,3 +151,42 @@ def test_multi_worker_mirrored_two_local_workers(tmp_path):
     assert "Saved checkpoint" in outputs[0] and "Saved checkpoint" not in outputs[1]
     config = json.loads((train_dir / "train_config.json").read_text())
     assert config["num_workers"] == 2 and config["num_replicas"] == 2
+
+
+def _write_flowers_records(directory: Path, count: int = 40):
+    """A tiny flowers-format split: PNG images whose colour tells the class."""
+    directory.mkdir(parents=True)
+    colors = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200)]
+    path = directory / "flowers_train_00000-of-00005.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(count):
+            label = i % 5
+            image = tf.fill([40, 36, 3], 0) + tf.constant(colors[label], tf.int32)
+            png = tf.io.encode_png(tf.cast(image, tf.uint8)).numpy()
+            feature = {
+                "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[label])),
+                "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[40])),
+                "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[36])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(
+                feature=feature)).SerializeToString())
+    (directory / "labels.txt").write_text("".join(f"{i}:c{i}\n" for i in range(5)))
+
+
+def test_trains_on_flowers_records_through_the_input_pipeline(tmp_path, capsys):
+    pytest.importorskip("slimcli.input_pipeline")
+    _write_flowers_records(tmp_path / "flowers")
+    argv = ["slim-train", "--model_name=lenet", "--dataset_name=flowers",
+            f"--dataset_dir={tmp_path / 'flowers'}", f"--train_dir={tmp_path / 'train'}",
+            "--batch_size=8", "--max_number_of_steps=2", "--optimizer=sgd",
+            "--save_summaries_secs=0", "--seed=1", "--use_grayscale"]
+    assert run_cli(train_cli.define_flags, train_cli.main, "slim-train", "", argv) == 0
+    reader = tf.train.load_checkpoint(str(tmp_path / "train"))
+    assert int(reader.get_tensor("global_step")) == 2
+    assert reader.get_variable_to_shape_map()["LeNet/conv1/weights"] == [5, 5, 1, 32]
+    assert reader.get_variable_to_shape_map()["LeNet/fc4/weights"] == [1024, 5]
+    config = json.loads((tmp_path / "train" / "train_config.json").read_text())
+    assert config["num_classes"] == 5 and config["num_samples"] == 3320
