@@ -91,7 +91,8 @@ def _read_value(var: Any) -> np.ndarray:
 
 
 def save_checkpoint(var_dict: Mapping[str, Any], prefix: str,
-                    max_to_keep: int | None = None) -> str:
+                    max_to_keep: int | None = None,
+                    preserve: Callable[[str], bool] | None = None) -> str:
     """Writes `{name: variable or array}` as a V2 checkpoint at `prefix`, atomically.
 
     The files are written under a temporary name in the same directory and
@@ -104,6 +105,9 @@ def save_checkpoint(var_dict: Mapping[str, Any], prefix: str,
       prefix: the checkpoint prefix, e.g. `train_dir/model.ckpt-1000`.
       max_to_keep: keep only this many newest checkpoints in the state file
         (older files are deleted); None keeps all.
+      preserve: called with the prefix of each checkpoint that falls out of
+        the newest `max_to_keep`; True keeps its files on disk (it leaves the
+        state file's list), as TF1's `keep_checkpoint_every_n_hours` did.
 
     Returns:
       `prefix`.
@@ -122,16 +126,19 @@ def save_checkpoint(var_dict: Mapping[str, Any], prefix: str,
             os.replace(os.path.join(tmpdir, fname), os.path.join(directory, fname))
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    _update_state_file(directory, os.path.basename(prefix), max_to_keep)
+    _update_state_file(directory, os.path.basename(prefix), max_to_keep, preserve)
     return prefix
 
 
-def _update_state_file(directory: str, new: str, max_to_keep: int | None) -> None:
+def _update_state_file(directory: str, new: str, max_to_keep: int | None,
+                       preserve: Callable[[str], bool] | None = None) -> None:
     state = tf.train.get_checkpoint_state(directory)
     paths = [os.path.basename(p) for p in (state.all_model_checkpoint_paths if state else [])]
     paths = [p for p in paths if p != new] + [new]
     if max_to_keep:
         for old in paths[:-max_to_keep]:
+            if preserve is not None and preserve(os.path.join(directory, old)):
+                continue
             for f in tf.io.gfile.glob(os.path.join(directory, old + ".*")):
                 tf.io.gfile.remove(f)
         paths = paths[-max_to_keep:]

@@ -1,0 +1,374 @@
+"""slim-train as a library: `train(TrainConfig(...))` trains or fine-tunes a net.
+
+    config = TrainConfig(model_name="lenet", dataset_name="mnist", dataset_dir="/data/mnist",
+                         train_dir="/tmp/lenet", max_number_of_steps=1000)
+    final_step = train(config)
+
+The pieces follow the original `train_image_classifier`: the loss is softmax
+cross entropy (plus 0.4 x the auxiliary logits' where the net has them, plus
+the weight penalties), the optimizer and learning-rate policy come from the
+tables of `slimcli.optimization`, fine-tuning restores `--checkpoint_path`
+minus `--checkpoint_exclude_scopes` and trains `--trainable_scopes`, and a
+checkpoint already in `train_dir` wins over `--checkpoint_path` (resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from slimcli import optimization, slim
+from slimcli.distribute import StrategyInfo, make_strategy
+from slimcli.errors import SlimError
+from slimcli.nets import nets_factory
+from slimcli.slim import learning, summaries
+from slimcli.slim.moving_averages import ExponentialMovingAverage
+from slimcli.train_data import TrainData, make_train_data
+
+__all__ = ["TrainConfig", "train", "make_init_fn", "select_trainable", "suggest_exclude_scopes"]
+
+log = logging.getLogger("slimcli.train")
+
+AUX_LOGITS_WEIGHT = 0.4
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of slim-train; field names are the flag names."""
+    train_dir: str = "/tmp/tfmodel/"
+    master: str = ""
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    worker_replicas: int = 1
+    num_ps_tasks: int = 0
+    num_readers: int = 4
+    num_preprocessing_threads: int = 4
+    log_every_n_steps: int = 10
+    save_summaries_secs: int = 600
+    save_interval_secs: int = 600
+    task: int = 0
+    weight_decay: float = 0.00004
+    optimizer: str = "rmsprop"
+    adadelta_rho: float = 0.95
+    adagrad_initial_accumulator_value: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    opt_epsilon: float = 1.0
+    ftrl_learning_rate_power: float = -0.5
+    ftrl_initial_accumulator_value: float = 0.1
+    ftrl_l1: float = 0.0
+    ftrl_l2: float = 0.0
+    momentum: float = 0.9
+    rmsprop_momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    quantize_delay: int = -1
+    learning_rate_decay_type: str = "exponential"
+    learning_rate: float = 0.01
+    end_learning_rate: float = 0.0001
+    label_smoothing: float = 0.0
+    learning_rate_decay_factor: float = 0.94
+    num_epochs_per_decay: float = 2.0
+    sync_replicas: bool = False
+    replicas_to_aggregate: int = 1
+    moving_average_decay: float | None = None
+    dataset_name: str = "imagenet"
+    dataset_split_name: str = "train"
+    dataset_dir: str | None = None
+    labels_offset: int = 0
+    model_name: str = "inception_v3"
+    preprocessing_name: str | None = None
+    batch_size: int = 32
+    train_image_size: int | None = None
+    max_number_of_steps: int | None = None
+    use_grayscale: bool = False
+    checkpoint_path: str | None = None
+    checkpoint_exclude_scopes: str | None = None
+    trainable_scopes: str | None = None
+    ignore_missing_vars: bool = False
+    # New in slimcli.
+    warmup_epochs: float = 0.0
+    mixed_precision: bool = False
+    mixed_precision_dtype: str = "float16"
+    jit_compile: bool = False
+    seed: int | None = None
+    clip_gradient_norm: float = 0.0
+    save_interval_steps: int | None = None
+    max_to_keep: int = 5
+    keep_checkpoint_every_n_hours: float = 10000.0
+    worker_hosts: str | None = None
+    file_pattern: str | None = None
+    synthetic_data: bool = False
+    synthetic_num_classes: int = 10
+    progress_bar: bool | None = None
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> "TrainConfig":
+        """A config from `{field: value}`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SlimError(f"unknown train setting(s) {unknown}; known: {sorted(names)}.")
+        return cls(**values)
+
+    def validate(self) -> None:
+        """Checks the values that have a fixed range.
+
+        Raises:
+          SlimError: naming the bad value and the fix.
+        """
+        if self.quantize_delay >= 0:
+            raise SlimError(f"--quantize_delay={self.quantize_delay}: quantization-aware training "
+                            f"is not supported yet; leave --quantize_delay=-1.")
+        if self.batch_size < 1:
+            raise SlimError(f"--batch_size must be at least 1; got {self.batch_size}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise SlimError(f"--label_smoothing must be in [0, 1); got {self.label_smoothing}.")
+        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
+            raise SlimError(f"--mixed_precision_dtype must be float16 or bfloat16; got "
+                            f"{self.mixed_precision_dtype!r}.")
+        if not self.synthetic_data and not self.dataset_dir:
+            raise SlimError("--dataset_dir is required (the folder of the converted TFRecords); "
+                            "or pass --synthetic_data to train on generated images.")
+        optimization.OPTIMIZERS.get(self.optimizer)
+        optimization.LEARNING_RATE_POLICIES.get(self.learning_rate_decay_type)
+
+    @property
+    def compute_dtype(self) -> tf.DType:
+        return tf.as_dtype(self.mixed_precision_dtype) if self.mixed_precision else tf.float32
+
+
+def _scopes(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
+def select_trainable(network_fn: Any, trainable_scopes: str | None) -> dict[str, tf.Variable]:
+    """The trainable variables under `--trainable_scopes` (all when unset).
+
+    Raises:
+      SlimError: the scopes select nothing (lists a few variable names).
+    """
+    trainable = network_fn.variables_dict(slim.variables.TRAINABLE_VARIABLES)
+    scopes = _scopes(trainable_scopes)
+    if not scopes:
+        return trainable
+    chosen = {n: v for n, v in trainable.items() if any(n.startswith(s) for s in scopes)}
+    if not chosen:
+        raise SlimError(f"--trainable_scopes={trainable_scopes} selects no trainable variable "
+                        f"of {network_fn.spec.name}; its variables start like "
+                        f"{sorted({n.rsplit('/', 2)[0] for n in trainable})[:6]}.")
+    return chosen
+
+
+def suggest_exclude_scopes(mismatched: list[str], spec: Any, current: list[str]) -> str:
+    """The `--checkpoint_exclude_scopes` value that would skip the mismatched variables."""
+    logits = list(spec.logits_scopes)
+    if all(any(n.startswith(s) for s in logits) for n in mismatched):
+        needed = logits
+    else:
+        needed = []
+        for name in mismatched:
+            layer = name.rsplit("/", 1)[0]
+            layer = layer[:-len("/BatchNorm")] if layer.endswith("/BatchNorm") else layer
+            if layer not in needed:
+                needed.append(layer)
+    return ",".join(dict.fromkeys([*current, *needed]))
+
+
+def make_init_fn(config: TrainConfig, network_fn: Any) -> Callable[[], None] | None:
+    """The warm start from `--checkpoint_path`, minus `--checkpoint_exclude_scopes`.
+
+    Returns None without a checkpoint path, or when `train_dir` already holds
+    a checkpoint (that one is resumed instead, as the original did).
+
+    Raises:
+      SlimError: the checkpoint does not exist; when called, a checkpoint that
+        does not fit (lists the variables and suggests the exclude scopes).
+    """
+    if not config.checkpoint_path:
+        return None
+    if slim.latest_checkpoint(config.train_dir) if tf.io.gfile.isdir(config.train_dir) else None:
+        log.info("Ignoring --checkpoint_path because a checkpoint already exists in %s",
+                 config.train_dir)
+        return None
+    path = slim.resolve_checkpoint_path(config.checkpoint_path)
+    exclude = _scopes(config.checkpoint_exclude_scopes)
+    model_vars = network_fn.variables_dict(slim.variables.MODEL_VARIABLES) or \
+        network_fn.variables_dict()
+    to_restore = {n: v for n, v in model_vars.items() if not any(n.startswith(s) for s in exclude)}
+
+    def init_fn() -> None:
+        try:
+            restored = slim.assign_from_checkpoint(path, to_restore, config.ignore_missing_vars)
+        except slim.checkpoints.CheckpointMismatch as e:
+            names = [m[0] for m in e.mismatched] or list(e.missing)
+            hint = suggest_exclude_scopes(names, network_fn.spec, exclude)
+            raise SlimError(f"{e} Fine-tune with --checkpoint_exclude_scopes={hint}"
+                            + ("" if e.mismatched else " or --ignore_missing_vars") + ".") from None
+        log.info("Fine-tuning from %s: restored %d of %d variables", path, len(restored),
+                 len(model_vars))
+    return init_fn
+
+
+def _loss_fn(network_fn: Any, config: TrainConfig, num_classes: int) -> Callable:
+    dtype = config.compute_dtype
+
+    def loss_fn(batch):
+        images, labels = batch
+        logits, end_points = network_fn(tf.cast(images, dtype))
+        onehot = tf.one_hot(labels, num_classes)
+        if "AuxLogits" in end_points:
+            slim.losses.softmax_cross_entropy(end_points["AuxLogits"], onehot,
+                                              weights=AUX_LOGITS_WEIGHT,
+                                              label_smoothing=config.label_smoothing)
+        slim.losses.softmax_cross_entropy(logits, onehot, label_smoothing=config.label_smoothing)
+        correct = tf.equal(tf.argmax(logits, -1), tf.cast(labels, tf.int64))
+        metrics = {"accuracy": tf.reduce_mean(tf.cast(correct, tf.float32)),
+                   "losses/cross_entropy": tf.add_n(slim.losses.get_losses())}
+        regularization = slim.losses.get_regularization_losses()
+        if regularization:
+            metrics["losses/regularization"] = tf.add_n(regularization)
+        return slim.losses.get_total_loss(), metrics
+    return loss_fn
+
+
+def _schedule(config: TrainConfig, data: TrainData) -> Callable:
+    steps = optimization.decay_steps_for(data.num_samples, config.num_epochs_per_decay,
+                                         config.batch_size, config.replicas_to_aggregate,
+                                         config.sync_replicas)
+    warmup = int(config.warmup_epochs * data.num_samples / config.batch_size)
+    schedule = optimization.ScheduleConfig(
+        learning_rate=config.learning_rate, end_learning_rate=config.end_learning_rate,
+        decay_factor=config.learning_rate_decay_factor, decay_steps=steps,
+        total_steps=config.max_number_of_steps, warmup_steps=warmup)
+    return optimization.learning_rate_fn(config.learning_rate_decay_type, schedule)
+
+
+def _write_config(config: TrainConfig, info: StrategyInfo, data: TrainData) -> None:
+    resolved = dataclasses.asdict(config)
+    resolved.update(num_classes=data.num_classes, num_samples=data.num_samples,
+                    image_size=data.image_size, num_replicas=info.num_replicas,
+                    num_workers=info.num_workers)
+    tf.io.gfile.makedirs(config.train_dir)
+    path = os.path.join(config.train_dir, "train_config.json")
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _histograms(network_fn: Any, info: StrategyInfo, sample_images: Any) -> Callable:
+    def summary_fn(step: int) -> None:
+        values = learning.host_values(network_fn.variables_dict(), info.strategy)
+        for name, value in values.items():
+            summaries.histogram(name, value)
+        if sample_images is not None:
+            summaries.image("input_images", _displayable(sample_images), max_outputs=3)
+    return summary_fn
+
+
+def _displayable(images: tf.Tensor) -> tf.Tensor:
+    lo = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
+    hi = tf.reduce_max(images, axis=[1, 2, 3], keepdims=True)
+    return (images - lo) / tf.maximum(hi - lo, 1e-6)
+
+
+def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
+    """Trains as `config` says; returns the final global step.
+
+    Args:
+      config: the settings.
+      info: the distribution strategy (made from the config when None; make
+        it first thing in the process for multi-worker training).
+
+    Raises:
+      SlimError: bad settings, data or checkpoint (one line naming the fix);
+        `TrainingDiverged` when the loss becomes NaN/Inf.
+    """
+    config.validate()
+    if config.master:
+        log.info("--master=%s is ignored: TensorFlow 2 has no session master; "
+                 "use TF_CONFIG or --worker_hosts for several machines.", config.master)
+    info = info or make_strategy(config.num_clones, config.clone_on_cpu, config.num_ps_tasks,
+                                 config.worker_hosts, config.task)
+    if config.seed is not None:
+        tf.random.set_seed(config.seed)
+    strategy = info.strategy
+    data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
+    network_fn = nets_factory.get_network_fn(config.model_name, data.num_classes,
+                                             weight_decay=config.weight_decay, is_training=True)
+    with strategy.scope():
+        network_fn.build([None, data.image_size, data.image_size, data.channels],
+                         dtype=config.compute_dtype)
+        step, ema = _make_step(config, network_fn, data)
+    if info.is_chief:
+        _write_config(config, info, data)
+    to_save = {**network_fn.variables_dict(), **step.optimizer.variables_by_name(),
+               "global_step": step.global_step}
+    if ema is not None:
+        to_save.update(ema.variables_by_name())
+    iterator = iter(strategy.distribute_datasets_from_function(data.dataset_fn))
+    summary_fn = _histograms(network_fn, info, data.sample_images() if info.is_chief else None)
+    if config.mixed_precision and config.mixed_precision_dtype == "float16" and \
+            not tf.config.list_logical_devices("GPU"):
+        log.warning("--mixed_precision with float16 is very slow on CPUs (emulated); "
+                    "use --mixed_precision_dtype=bfloat16 there.")
+    try:
+        final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
+        if config.mixed_precision and "OpKernel" in str(e):
+            raise SlimError(f"{config.model_name} uses an op with no {config.mixed_precision_dtype}"
+                            f" kernel on this device ({e.message.splitlines()[0]}); train it "
+                            f"without --mixed_precision or with another "
+                            f"--mixed_precision_dtype.") from None
+        raise
+    _log_fingerprint(network_fn, info, final)
+    return final
+
+
+def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: Any,
+              iterator: Any, summary_fn: Callable, to_save: dict) -> int:
+    return learning.train(
+        lambda: step(iterator), config.train_dir, variables_to_save=to_save,
+        global_step=step.global_step, number_of_steps=config.max_number_of_steps,
+        log_every_n_steps=config.log_every_n_steps,
+        save_summaries_secs=config.save_summaries_secs,
+        save_interval_secs=config.save_interval_secs,
+        save_interval_steps=config.save_interval_steps,
+        init_fn=make_init_fn(config, network_fn), max_to_keep=config.max_to_keep,
+        keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
+        is_chief=info.is_chief, task=info.task,
+        images_per_step=config.batch_size * info.num_replicas, summary_fn=summary_fn,
+        strategy=info.strategy, progress_bar=config.progress_bar)
+
+
+def _make_step(config: TrainConfig, network_fn: Any,
+               data: TrainData) -> tuple[learning.TrainStep, ExponentialMovingAverage | None]:
+    """The train step (optimizer, schedule, loss scaling) and the EMA, under strategy scope."""
+    optimizer = optimization.make_optimizer(config.optimizer, dataclasses.asdict(config))
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    ema = None
+    if config.moving_average_decay:
+        ema = ExponentialMovingAverage(config.moving_average_decay,
+                                       network_fn.variables_dict(slim.variables.MODEL_VARIABLES),
+                                       num_updates=global_step)
+    float16 = config.mixed_precision and config.mixed_precision_dtype == "float16"
+    step = learning.create_train_op(
+        _loss_fn(network_fn, config, data.num_classes), optimizer, network_fn,
+        learning_rate=_schedule(config, data), global_step=global_step,
+        variables_to_train=select_trainable(network_fn, config.trainable_scopes),
+        clip_gradient_norm=config.clip_gradient_norm,
+        loss_scale=learning.DynamicLossScale() if float16 else None,
+        jit_compile=config.jit_compile, post_update=ema.apply if ema is not None else None)
+    return step, ema
+
+
+def _log_fingerprint(network_fn: Any, info: StrategyInfo, step: int) -> None:
+    values = learning.host_values(network_fn.variables_dict(), info.strategy)
+    total = sum(float(abs(v).astype("float64").sum()) for v in values.values())
+    log.info("Finished training at global step %d (worker %d); variables fingerprint %.10e",
+             step, info.task, total)
