@@ -190,8 +190,9 @@ def freeze_graph_def(graph_def: tf.compat.v1.GraphDef, checkpoint: str,
     if not outputs:
         raise SlimError("--output_node_names is empty; name the output node, e.g. "
                         f"{', '.join(output_candidates(graph_def)[:3]) or 'Predictions/Reshape_1'}.")
+    check_node_names(graph_def, outputs, "--output_node_names")
+    check_node_names(graph_def, _split(initializer_nodes), "--initializer_nodes")
     keep = outputs + _split(initializer_nodes)
-    check_node_names(graph_def, keep, "--output_node_names/--initializer_nodes")
     path = resolve_checkpoint_path(checkpoint)
     needed = _needed_nodes(graph_def, keep)
     convert = _variable_filter(_split(variable_names_whitelist), _split(variable_names_blacklist))
