@@ -77,7 +77,8 @@ def test_outputs_match_reference(name):
     if ref["predictions"] is not None:
         key = ref["predictions_end_point_key"]
         assert max_rel_diff(end_points[key], ref["predictions"]) < TOL
-    assert np.argmax(logits.numpy().reshape(2, -1), axis=1).tolist() == ref["argmax"]
+    if ref["argmax"] is not None:  # recorded only for nets with a softmax end point
+        assert np.argmax(logits.numpy().reshape(2, -1), axis=1).tolist() == ref["argmax"]
     for key, stats in ref["trace"].items():
         value = end_points[key].numpy()
         assert list(value.shape) == stats["shape"], key

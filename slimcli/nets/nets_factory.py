@@ -19,6 +19,12 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 # The family modules, each exporting NETS (a tuple of NetSpec).
 FAMILY_MODULES = (
     "lenet",
+    "cifarnet",
+    "alexnet",
+    "overfeat",
+    "vgg",
+    "inception_v1",
+    "inception_v2",
 )
 
 for _module in FAMILY_MODULES:

@@ -274,7 +274,7 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
         var_name = name_or_scope.name
         if reuse is None:
             reuse = name_or_scope.reuse
-        op_base = var_name
+        op_base = None  # re-entered: TF1 reopens the scope's original name scope
     elif name_or_scope is not None:
         var_name = _join(parent.name, name_or_scope)
         op_base = _join(parent.op_scope, name_or_scope)
@@ -284,8 +284,11 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     else:
         raise SlimError("variable_scope needs name_or_scope or default_name; got neither.")
     ctx.var_counts[var_name] = ctx.var_counts.get(var_name, 0) + 1
-    op_scope = _unique(ctx.op_counts, op_base)
-    ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
+    if op_base is None:
+        op_scope = name_or_scope.op_scope
+    else:
+        op_scope = _unique(ctx.op_counts, op_base)
+        ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
     if parent.reuse is True:
         reuse = True  # reuse, once on, stays on in nested scopes (TF1's rule)
     elif reuse is None:
