@@ -19,6 +19,9 @@ from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 # The family modules, each exporting NETS (a tuple of NetSpec).
 FAMILY_MODULES = (
     "lenet",
+    "mobilenet_v1",
+    "mobilenet.mobilenet_v2",
+    "mobilenet.mobilenet_v3",
 )
 
 for _module in FAMILY_MODULES:
