@@ -25,6 +25,9 @@ FAMILY_MODULES = (
     "vgg",
     "inception_v1",
     "inception_v2",
+    "mobilenet_v1",
+    "mobilenet.mobilenet_v2",
+    "mobilenet.mobilenet_v3",
 )
 
 for _module in FAMILY_MODULES:
