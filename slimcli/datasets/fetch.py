@@ -1,0 +1,321 @@
+"""Downloads with progress, resume and SHA-256 verification; `--mirror` support.
+
+Every archive is named by its upstream URL. With a mirror, the same file
+name is taken from the mirror instead: `--mirror=https://host/dir` fetches
+`https://host/dir/<file name>`, `--mirror=/some/dir` reads `/some/dir/<file
+name>` in place (never copied, never deleted).
+
+Verification: the SHA-256 (and size) published for the upstream URL, from
+`KNOWN_ARCHIVES`. A mirror may carry `<file name>.sha256` beside the archive
+(`sha256sum` format); when present it is the checksum the file must match,
+so a mirror can serve a different archive of the same layout (for instance
+a small sample). Files with neither are accepted with a printed note.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.client import HTTPException
+
+from tqdm import tqdm
+
+from slimcli import __version__
+from slimcli.errors import SlimError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownArchive:
+    """A published checksum: byte size, SHA-256 hex digest and who published it."""
+    size: int | None
+    sha256: str
+    published_by: str
+
+
+_TFDS = "TensorFlow Datasets url_checksums"
+KNOWN_ARCHIVES: dict[str, KnownArchive] = {
+    "http://download.tensorflow.org/example_images/flower_photos.tgz": KnownArchive(
+        228813984, "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c",
+        f"{_TFDS}/tf_flowers.txt"),
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz": KnownArchive(
+        170498071, "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+        "keras.datasets.cifar10 (file_hash)"),
+    "http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz": KnownArchive(
+        9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        f"{_TFDS}/mnist.txt"),
+    "http://yann.lecun.com/exdb/mnist/train-labels-idx1-ubyte.gz": KnownArchive(
+        28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        f"{_TFDS}/mnist.txt"),
+    "http://yann.lecun.com/exdb/mnist/t10k-images-idx3-ubyte.gz": KnownArchive(
+        1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        f"{_TFDS}/mnist.txt"),
+    "http://yann.lecun.com/exdb/mnist/t10k-labels-idx1-ubyte.gz": KnownArchive(
+        4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        f"{_TFDS}/mnist.txt"),
+    "http://images.cocodataset.org/zips/train2014.zip": KnownArchive(
+        13510573713, "ede4087e640bddba550e090eae701092534b554b42b05ac33f0300b984b31775",
+        f"{_TFDS}/coco2014.txt"),
+    "http://images.cocodataset.org/zips/val2014.zip": KnownArchive(
+        6645013297, "fe9be816052049c34717e077d9e34aa60814a55679f804cd043e3cbee3b9fde0",
+        f"{_TFDS}/coco2014.txt"),
+    "http://images.cocodataset.org/annotations/annotations_trainval2014.zip": KnownArchive(
+        252872794, "031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009",
+        f"{_TFDS}/coco2014.txt"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedFile:
+    """A verified local copy of an archive.
+
+    Attributes:
+      path: where the file is.
+      owned: True when slimcli downloaded it (it may be deleted after use);
+        False for a file read in place from a local mirror.
+      sha256: its SHA-256 hex digest.
+      checked_against: what the digest was compared with, or None.
+    """
+    path: str
+    owned: bool
+    sha256: str
+    checked_against: str | None
+
+
+def archive_name(url: str) -> str:
+    """The file name of `url` (its last path component)."""
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    if not name:
+        raise SlimError(f"URL {url!r} does not end in a file name; pass the archive's URL.")
+    return name
+
+
+def is_remote(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def _local_dir(mirror: str) -> str:
+    return urllib.parse.urlparse(mirror).path if mirror.startswith("file://") else mirror
+
+
+def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = False) -> FetchedFile:
+    """Makes a verified local copy of the archive at `url` (or of its mirror copy).
+
+    Args:
+      url: the upstream URL; its file name is looked up on the mirror.
+      dest_dir: where downloads go (`<name>.part` while incomplete).
+      mirror: a base URL or a local directory holding the same file name.
+      quiet: no progress bars.
+
+    Returns:
+      The verified file.
+
+    Raises:
+      SlimError: unreachable host, HTTP error, interrupted download (rerun to
+        resume), missing mirror file, or a checksum mismatch (naming the file
+        and both hashes).
+    """
+    name = archive_name(url)
+    if mirror and not is_remote(mirror):
+        path = os.path.join(_local_dir(mirror), name)
+        if not os.path.isfile(path):
+            raise SlimError(f"--mirror={mirror!r} has no {name!r} (the upstream file name of "
+                            f"{url}); put the archive there or drop --mirror to download it.")
+        expected, source = _expected_for(url, _read_local_sidecar(path))
+        digest = verify_file(path, expected, source, quiet)
+        _report(name, digest, source)
+        return FetchedFile(path, False, digest, source)
+    source_url = f"{mirror.rstrip('/')}/{name}" if mirror else url
+    sidecar = _read_remote_sidecar(f"{source_url}.sha256") if mirror else None
+    expected, source = _expected_for(url, sidecar)
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, name)
+    if os.path.isfile(dest):
+        digest = verify_file(dest, expected, source, quiet)
+        _report(name, digest, source)
+        return FetchedFile(dest, True, digest, source)
+    digest = _download(source_url, dest + ".part", quiet)
+    _check(dest + ".part", name, digest, os.path.getsize(dest + ".part"), expected, source,
+           remove_on_mismatch=True)
+    os.replace(dest + ".part", dest)
+    _report(name, digest, source)
+    return FetchedFile(dest, True, digest, source)
+
+
+def _report(name: str, digest: str, source: str | None) -> None:
+    if source is None:
+        print(f"note: no published checksum for {name}; its sha256 is {digest}.")
+    else:
+        print(f"verified {name}: sha256 {digest[:16]}... matches {source}.")
+
+
+def _expected_for(url: str, sidecar: str | None) -> tuple[KnownArchive | None, str | None]:
+    if sidecar:
+        return KnownArchive(None, sidecar, "the mirror's .sha256 file"), "the mirror's .sha256 file"
+    known = KNOWN_ARCHIVES.get(url)
+    if known is None:
+        return None, None
+    return known, f"the checksum published by {known.published_by}"
+
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _parse_sidecar(text: str, where: str) -> str:
+    token = text.strip().split()[0] if text.strip() else ""
+    if not _HEX64.match(token):
+        raise SlimError(f"{where} does not start with a SHA-256 hex digest (got {token[:80]!r}); "
+                        f"fix it (format: `sha256sum` output) or remove it.")
+    return token.lower()
+
+
+def _read_local_sidecar(path: str) -> str | None:
+    sidecar = f"{path}.sha256"
+    if not os.path.isfile(sidecar):
+        return None
+    with open(sidecar, "r", encoding="utf-8", errors="replace") as f:
+        return _parse_sidecar(f.read(4096), sidecar)
+
+
+def _read_remote_sidecar(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(_request(url), timeout=TIMEOUT_S) as resp:
+            return _parse_sidecar(resp.read(4096).decode("utf-8", "replace"), url)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise SlimError(f"cannot read checksum file {url}: HTTP {e.code} {e.reason}; "
+                        f"check --mirror.") from None
+    except (urllib.error.URLError, OSError, HTTPException) as e:
+        raise SlimError(f"cannot reach {url}: {_reason(e)}; check --mirror and the network.") from None
+
+
+def verify_file(path: str, expected: KnownArchive | None, source: str | None,
+                quiet: bool = False) -> str:
+    """Hashes `path` and compares it with `expected`.
+
+    Returns:
+      The SHA-256 hex digest.
+
+    Raises:
+      SlimError: size or digest differ; the message names the file and both values.
+    """
+    digest = sha256_file(path, quiet)
+    _check(path, os.path.basename(path), digest, os.path.getsize(path), expected, source,
+           remove_on_mismatch=False)
+    return digest
+
+
+def sha256_file(path: str, quiet: bool = False) -> str:
+    """The SHA-256 hex digest of a file, with a progress bar for big files."""
+    hasher = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, leave=False,
+                                     desc=f"sha256 {os.path.basename(path)}",
+                                     disable=quiet or size < 64 * CHUNK) as bar:
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+            bar.update(len(chunk))
+    return hasher.hexdigest()
+
+
+def _check(path: str, name: str, digest: str, size: int, expected: KnownArchive | None,
+           source: str | None, remove_on_mismatch: bool) -> None:
+    if expected is None:
+        return
+    bad_size = expected.size is not None and size != expected.size
+    if digest == expected.sha256 and not bad_size:
+        return
+    if remove_on_mismatch:
+        os.remove(path)
+        fix = "the bad download was deleted; check the mirror or network and rerun"
+    else:
+        fix = f"delete {path} and rerun to download it again"
+    size_note = f" (size {size} bytes, expected {expected.size})" if bad_size else ""
+    raise SlimError(f"checksum mismatch for {name}: sha256 {digest}{size_note}, expected "
+                    f"{expected.sha256} from {source}; {fix}.")
+
+
+def _request(url: str, start: int = 0) -> urllib.request.Request:
+    headers = {"User-Agent": f"slimcli/{__version__}"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.Request(url, headers=headers)
+
+
+def _reason(e: BaseException) -> str:
+    return str(getattr(e, "reason", None) or e) or type(e).__name__
+
+
+def _download(url: str, part: str, quiet: bool) -> str:
+    """Downloads `url` into `part`, resuming from its current size; returns the SHA-256."""
+    start = os.path.getsize(part) if os.path.isfile(part) else 0
+    try:
+        resp = urllib.request.urlopen(_request(url, start), timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:
+            return _range_not_satisfiable(url, part, e, quiet)
+        raise SlimError(f"download of {url} failed: HTTP {e.code} {e.reason}; check the URL "
+                        f"or --mirror.") from None
+    except (urllib.error.URLError, OSError, HTTPException) as e:
+        raise SlimError(f"cannot download {url}: {_reason(e)}; check the network or pass "
+                        f"--mirror=URL_OR_DIR holding {archive_name(url)}.") from None
+    with resp:
+        if resp.status != 206:
+            start = 0  # The server ignored the range: start over.
+        length = resp.headers.get("Content-Length")
+        total = start + int(length) if length is not None else None
+        hasher = _hash_prefix(part, start)
+        received = _stream(resp, part, start, total, hasher, url, quiet)
+    if total is not None and received < total:
+        raise SlimError(f"download of {url} stopped at {received} of {total} bytes; rerun the "
+                        f"same command to resume from byte {received}.")
+    return hasher.hexdigest()
+
+
+def _range_not_satisfiable(url: str, part: str, error: urllib.error.HTTPError,
+                           quiet: bool) -> str:
+    """A 416 reply to a resume: the part is complete, or too long and restarted."""
+    content_range = error.headers.get("Content-Range", "") if error.headers else ""
+    total = content_range.rsplit("/", 1)[-1]
+    if total.isdigit() and int(total) == os.path.getsize(part):
+        return _hash_prefix(part, int(total)).hexdigest()
+    os.remove(part)
+    return _download(url, part, quiet)
+
+
+def _hash_prefix(part: str, start: int):
+    hasher = hashlib.sha256()
+    if start:
+        with open(part, "rb") as f:
+            while chunk := f.read(CHUNK):
+                hasher.update(chunk)
+    return hasher
+
+
+def _stream(resp, part: str, start: int, total: int | None, hasher, url: str,
+            quiet: bool) -> int:
+    received = start
+    name = archive_name(url)
+    with open(part, "ab" if start else "wb") as out, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, desc=f"download {name}",
+            disable=quiet) as bar:
+        try:
+            while chunk := resp.read(CHUNK):
+                out.write(chunk)
+                hasher.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        except (OSError, HTTPException) as e:
+            out.flush()
+            of_total = f" of {total}" if total is not None else ""
+            raise SlimError(f"download of {url} stopped at {received}{of_total} bytes "
+                            f"({_reason(e)}); rerun the same command to resume.") from None
+    return received
