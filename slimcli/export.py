@@ -18,6 +18,7 @@ import logging
 
 import tensorflow as tf
 
+from slimcli.datasets import DATASETS, get_dataset
 from slimcli.errors import SlimError
 from slimcli.freeze import freeze_graph_def, write_graph_def
 from slimcli.nets import nets_factory
@@ -27,11 +28,6 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 TFLITE_QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
-
-# Classes of the original dataset_factory's datasets (num_classes of each spec).
-DATASET_NUM_CLASSES = {"cifar10": 10, "flowers": 5, "imagenet": 1001, "mnist": 10,
-                       "visualwakewords": 2}
-
 
 @dataclasses.dataclass
 class ExportConfig:
@@ -98,6 +94,22 @@ class ExportedGraph:
         return self.input_shape[1]
 
 
+def dataset_num_classes(name: str, dataset_dir: str = "") -> int:
+    """The number of classes of dataset `name` (its spec, or its converted data for `folder`).
+
+    Raises:
+      SlimError: unknown dataset (known ones listed), or one whose classes only
+        its converted data knows and no `dataset_dir` was given.
+    """
+    spec = DATASETS.get(name)
+    if spec.num_classes:
+        return spec.num_classes
+    if not dataset_dir:
+        raise SlimError(f"--dataset_name={name} takes its classes from the converted data: pass "
+                        f"--dataset_dir (or --num_classes=N).")
+    return get_dataset(name, "train", dataset_dir).num_classes
+
+
 def resolve_num_classes(config: ExportConfig) -> int:
     """The logits size: `--num_classes`, else the dataset's classes minus `--labels_offset`.
 
@@ -106,12 +118,9 @@ def resolve_num_classes(config: ExportConfig) -> int:
     """
     if config.num_classes is not None:
         classes = config.num_classes
-    elif config.dataset_name in DATASET_NUM_CLASSES:
-        classes = DATASET_NUM_CLASSES[config.dataset_name] - config.labels_offset
     else:
-        raise SlimError(f"unknown --dataset_name={config.dataset_name!r}; known: "
-                        f"{', '.join(sorted(DATASET_NUM_CLASSES))}. For another dataset pass "
-                        f"--num_classes=N.")
+        classes = dataset_num_classes(config.dataset_name, config.dataset_dir) - \
+            config.labels_offset
     if classes < 1:
         raise SlimError(f"the net would have {classes} classes (--num_classes/--dataset_name "
                         f"minus --labels_offset={config.labels_offset}); pass --num_classes>=1.")

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 import tensorflow as tf
 
 from slimcli import slim
+from slimcli.datasets import get_dataset
 from slimcli.errors import SlimError
 from slimcli.nets import NetworkFn, nets_factory
 from slimcli.preprocessing import get_preprocessing
@@ -108,7 +109,15 @@ def save_saved_model(module: tf.Module, directory: str) -> str:
     return directory
 
 
-def _tfrecord_files(dataset_dir: str) -> list[str]:
+def _tfrecord_files(dataset_name: str, dataset_dir: str) -> list[str]:
+    """The records of a split of the dataset (validation first), else any TFRecords there."""
+    for split in ("validation", "test", "train"):
+        try:
+            files = list(get_dataset(dataset_name, split, dataset_dir).files)
+        except SlimError:
+            continue
+        if files:
+            return files
     patterns = ("*.tfrecord", "*.tfrecord-*", "*-of-*", "*.record-*")
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(os.path.join(dataset_dir, p))})
     if not files:
@@ -125,7 +134,7 @@ def calibration_images(config, size: int) -> Iterator[list[tf.Tensor]]:
                         "dataset) to calibrate on.")
     preprocess = eval_preprocess_fn(config, size)
     features = {"image/encoded": tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(_tfrecord_files(config.dataset_dir))
+    records = tf.data.TFRecordDataset(_tfrecord_files(config.dataset_name, config.dataset_dir))
     for record in records.take(config.calibration_steps):
         encoded = tf.io.parse_single_example(record, features)["image/encoded"]
         yield [preprocess(encoded)[tf.newaxis]]
