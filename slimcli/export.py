@@ -142,6 +142,20 @@ def _check_config(config: ExportConfig) -> None:
                         "--checkpoint_path=train_dir/model.ckpt-N too.")
 
 
+def _ref_variable_creator(next_creator, **kwargs):
+    """Makes graph variables TF1 `VariableV2` nodes, as the original's export had.
+
+    TensorFlow's own freeze_graph restores a name-based checkpoint only into
+    `VariableV2` nodes (it cannot into `VarHandleOp`); slim-freeze takes both.
+    """
+    if kwargs.get("use_resource") is False:  # the v1 call below, back through this scope
+        return next_creator(**kwargs)
+    return tf.compat.v1.Variable(initial_value=kwargs["initial_value"], name=kwargs["name"],
+                                 dtype=kwargs.get("dtype"),
+                                 trainable=kwargs.get("trainable") is not False,
+                                 use_resource=False)
+
+
 def build_inference_graph(config: ExportConfig) -> ExportedGraph:
     """Builds the inference graph of `config.model_name` as a GraphDef.
 
@@ -156,7 +170,7 @@ def build_inference_graph(config: ExportConfig) -> ExportedGraph:
     size = config.image_size or spec.default_image_size
     shape = [config.batch_size, size, size, config.channels]
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), tf.variable_creator_scope(_ref_variable_creator):
         images = tf.compat.v1.placeholder(tf.float32, shape, name=INPUT_NAME)
         logits, end_points = network_fn(images)
     predictions = end_points.get(spec.predictions_key)
