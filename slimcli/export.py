@@ -137,6 +137,9 @@ def _check_config(config: ExportConfig) -> None:
     if config.tflite_quantize not in TFLITE_QUANTIZE_MODES:
         raise SlimError(f"--tflite_quantize={config.tflite_quantize!r} is not one of "
                         f"{', '.join(TFLITE_QUANTIZE_MODES)}.")
+    if config.tflite_file and config.tflite_quantize == "int8" and not config.dataset_dir:
+        raise SlimError("--tflite_quantize=int8 needs --dataset_dir (TFRecords of the dataset) "
+                        "to calibrate on; or pick --tflite_quantize=dynamic, which needs none.")
     if (config.saved_model_dir or config.tflite_file) and not config.checkpoint_path:
         raise SlimError("--saved_model_dir and --tflite_file carry the weights: pass "
                         "--checkpoint_path=train_dir/model.ckpt-N too.")
