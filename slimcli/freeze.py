@@ -236,6 +236,9 @@ def freeze_saved_model(saved_model_dir: str, tags: str | Sequence[str],
 
     The SavedModel is loaded with TF1's loader into a session, as
     TensorFlow's freeze_graph does; output names are node names of that graph.
+    With no output names, the `serving_default` signature's outputs are used
+    (for slim-export's SavedModel: input `serving_default_images`, output
+    `StatefulPartitionedCall`, whose `:2` is the probabilities).
 
     Raises:
       SlimError: the directory holds no SavedModel with these tags, or an
@@ -252,13 +255,21 @@ def freeze_saved_model(saved_model_dir: str, tags: str | Sequence[str],
         except RuntimeError as e:
             raise SlimError(f"--saved_model_tags={','.join(tags)}: {e}") from None
         graph_def = meta.graph_def
-        outputs = _split(output_node_names)
+        outputs = _split(output_node_names) or _signature_outputs(meta)
         check_node_names(graph_def, outputs, "--output_node_names")
         frozen = tf.compat.v1.graph_util.convert_variables_to_constants(sess, graph_def, outputs)
     if clear_devices:
         for node in frozen.node:
             node.device = ""
     return frozen
+
+
+def _signature_outputs(meta) -> list[str]:
+    signature = meta.signature_def.get("serving_default")
+    if signature is None:
+        raise SlimError(f"--output_node_names is empty and the SavedModel has no serving_default "
+                        f"signature (it has: {', '.join(meta.signature_def)}); name the outputs.")
+    return sorted({node_name(t.name) for t in signature.outputs.values()})
 
 
 def freeze(config: FreezeConfig) -> str:

@@ -7,8 +7,11 @@ import pytest
 import tensorflow as tf
 
 from export_helpers import encoded_png, restored_net
+from slimcli.cli import freeze as freeze_cli
+from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
 from slimcli.export import ExportConfig, export
+from slimcli.freeze import load_graph_def
 from slimcli.preprocessing import get_preprocessing
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
@@ -38,10 +41,16 @@ def trained(tmp_path_factory):
                 expected=end_points["Predictions"].numpy())
 
 
-def test_saved_model_signatures_agree(trained):
+@pytest.fixture(scope="module")
+def saved_model(trained):
     directory = str(trained["tmp"] / "saved_model")
     export(ExportConfig(model_name=NAME, dataset_name="cifar10", checkpoint_path=trained["ckpt"],
                         saved_model_dir=directory))
+    return directory
+
+
+def test_saved_model_signatures_agree(trained, saved_model):
+    directory = saved_model
     loaded = tf.saved_model.load(directory)
     floats = loaded.signatures["serving_default"](images=tf.constant(trained["x"]))
     encoded = loaded.signatures["serving_encoded_image"](
@@ -90,3 +99,18 @@ def test_serving_formats_need_checkpoint(tmp_path):
     with pytest.raises(SlimError, match="--checkpoint_path"):
         export(ExportConfig(model_name=NAME, dataset_name="cifar10",
                             saved_model_dir=str(tmp_path / "sm")))
+
+
+def test_freeze_saved_model(trained, saved_model):
+    out = str(trained["tmp"] / "frozen_from_saved_model.pb")
+    status = run_cli(freeze_cli.define_flags, freeze_cli.main, "slim-freeze", "",
+                     ["slim-freeze", f"--input_saved_model_dir={saved_model}",
+                      f"--output_graph={out}"])
+    assert status == 0
+    frozen = load_graph_def(out)
+    assert not [n.name for n in frozen.node if n.op in ("VarHandleOp", "VariableV2")]
+    wrapped = tf.compat.v1.wrap_function(
+        lambda: tf.compat.v1.import_graph_def(frozen, name=""), [])
+    run = wrapped.prune(wrapped.graph.get_tensor_by_name("serving_default_images:0"),
+                        wrapped.graph.get_tensor_by_name("StatefulPartitionedCall:2"))
+    np.testing.assert_allclose(run(tf.constant(trained["x"])), trained["expected"], atol=1e-5)
