@@ -207,6 +207,12 @@ def describe(exported: ExportedGraph) -> str:
     ]
     if pre.note:
         lines.append(f"note: {pre.note.format(size=size)}")
+    if exported.input_shape[3] == 1:
+        lines.append("note: the input is grayscale (1 channel): convert images to grayscale "
+                     "before this normalization")
+    if exported.output_name == exported.logits_name:
+        lines.append(f"note: {exported.model_name} has no softmax: the output is logits; "
+                     f"slim-predict --model_name={exported.model_name} applies the softmax")
     if not exported.frozen:
         lines.append(f"freeze: slim-freeze --input_graph=GRAPH --input_binary=true "
                      f"--input_checkpoint=CKPT --output_graph=FROZEN.pb "

@@ -76,11 +76,14 @@ def _spec_for_output(output_layer: str) -> NetSpec | None:
 def _default_output(graph_def, config: PredictConfig) -> str:
     if config.output_layer:
         return config.output_layer
+    names = {n.name for n in graph_def.node}
     if config.model_name:
         spec = nets_factory.get_net_spec(config.model_name)
         if spec.predictions_op:
             return spec.predictions_op
-    names = {n.name for n in graph_def.node}
+        squeezed = [f"{scope}/squeezed" for scope in spec.logits_scopes]
+        if any(name in names for name in squeezed):  # nets without softmax: the logits
+            return next(name for name in squeezed if name in names)
     known = [s.predictions_op for _, s in NETS_REGISTRY.items() if s.predictions_op in names]
     if known:
         return known[0]
@@ -131,6 +134,8 @@ def graph_classifier(config: PredictConfig) -> tuple[Callable, Callable]:
         lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
     run = wrapped.prune(wrapped.graph.get_tensor_by_name(f"{config.input_layer}:0"),
                         wrapped.graph.get_tensor_by_name(f"{output}:0"))
+    if spec is not None and spec.predictions_op is None and not config.output_layer:
+        return make_preprocess(config, spec, size, channels), lambda x: tf.nn.softmax(run(x))
     return make_preprocess(config, spec, size, channels), run
 
 
