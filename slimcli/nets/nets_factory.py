@@ -25,6 +25,7 @@ FAMILY_MODULES = (
     "vgg",
     "inception_v1",
     "inception_v2",
+    "inception_v3",
     "mobilenet_v1",
     "mobilenet.mobilenet_v2",
     "mobilenet.mobilenet_v3",

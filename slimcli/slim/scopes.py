@@ -294,12 +294,32 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     elif reuse is None:
         reuse = parent.reuse
     scope = VariableScope(name=var_name, op_scope=op_scope, reuse=reuse)
+    saved_counts = dict(ctx.var_counts) if op_base is None else None
     token = _FRAME.set(_Frame(ctx, scope))
     try:
         with _tf_name_scope(ctx, op_scope):
             yield scope
     finally:
         _FRAME.reset(token)
+        _close_subscopes(ctx, var_name, saved_counts)
+
+
+def _close_subscopes(ctx: CallContext, var_name: str, saved_counts: dict | None) -> None:
+    """TF1's rule on leaving a variable scope: default names restart inside it.
+
+    Leaving a scope opened by name zeroes the counters of its sub-scopes, so a
+    second build of the same scope (reuse=True) names its `Conv`, `BatchNorm`,
+    ... exactly as the first; leaving a re-entered scope object restores the
+    counters it found.
+    """
+    if saved_counts is not None:
+        ctx.var_counts.clear()
+        ctx.var_counts.update(saved_counts)
+        return
+    prefix = f"{var_name}/"
+    for key in ctx.var_counts:
+        if key.startswith(prefix):
+            ctx.var_counts[key] = 0
 
 
 @contextlib.contextmanager
