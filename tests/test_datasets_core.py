@@ -172,12 +172,12 @@ def test_nested_linspace_matches_numpy(n, num_shards, batches):
 
 def test_write_shards_resumes_and_never_leaves_partial_shards(tmp_path):
     paths = [str(tmp_path / f"out-{i}") for i in range(3)]
-    plan = shards_lib.contiguous_shards("train", list(range(9)), paths)
+    plan = shards_lib.contiguous_shards("train", list(range(30)), paths)
     calls = []
 
     def failing(item):
         calls.append(item)
-        if item == 7:
+        if item == 25:
             raise RuntimeError("disk on fire")
         return dataset_utils.image_to_tfexample(b"x", b"png", 1, 1, item).SerializeToString()
 
@@ -193,10 +193,10 @@ def test_write_shards_resumes_and_never_leaves_partial_shards(tmp_path):
     calls.clear()
     state = shards_lib.ConversionState(str(tmp_path), "digest")
     result = shards_lib.write_shards(plan, ok, state, 2, "t", quiet=True)
-    assert sorted(calls) == [6, 7, 8]  # only the unfinished shard is redone
-    assert result.records == {"train": 9}
+    assert sorted(calls) == list(range(20, 30))  # only the unfinished shard is redone
+    assert result.records == {"train": 30}
     labels = [r["image/class/label"][0] for r in read_examples(paths)]
-    assert labels == list(range(9))
+    assert labels == list(range(30))
 
 
 def test_state_of_another_plan_is_discarded(tmp_path):

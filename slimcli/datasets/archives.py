@@ -85,7 +85,8 @@ def _check_tar_member(archive: str, member: tarfile.TarInfo) -> None:
         if member.issym():
             target = posixpath.join(posixpath.dirname(path), target)
         if target.startswith("/"):
-            raise _unsafe(archive, member.name, f"is a link to the absolute path {member.linkname!r}")
+            raise _unsafe(archive, member.name,
+                          f"is a link to the absolute path {member.linkname!r}")
         norm = posixpath.normpath(target)
         if norm == ".." or norm.startswith("../"):
             raise _unsafe(archive, member.name,
@@ -106,7 +107,8 @@ def _extract_tar(archive: str, staging: str) -> None:
     except SlimError:
         raise
     except tarfile.FilterError as e:
-        raise _unsafe(archive, getattr(e, "tarinfo", None) and e.tarinfo.name or "?", str(e)) from None
+        member = getattr(e, "tarinfo", None)
+        raise _unsafe(archive, member.name if member else "?", str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _corrupt(archive, e) from None
 

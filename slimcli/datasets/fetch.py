@@ -194,7 +194,8 @@ def _read_remote_sidecar(url: str) -> str | None:
         raise SlimError(f"cannot read checksum file {url}: HTTP {e.code} {e.reason}; "
                         f"check --mirror.") from None
     except (urllib.error.URLError, OSError, HTTPException) as e:
-        raise SlimError(f"cannot reach {url}: {_reason(e)}; check --mirror and the network.") from None
+        raise SlimError(f"cannot reach {url}: {_reason(e)}; check --mirror and the "
+                        f"network.") from None
 
 
 def verify_file(path: str, expected: KnownArchive | None, source: str | None,

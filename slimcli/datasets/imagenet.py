@@ -154,6 +154,42 @@ def _make_encoder(directory: str, synsets: list[str], texts: dict[str, str],
     return encode
 
 
+def _read_labels(paths: dict[str, str], explicit_boxes: str):
+    synsets = _read_lines(paths["labels_file"], "synsets labels file")
+    texts = read_synset_text(paths["imagenet_metadata_file"])
+    missing = [s for s in synsets if s not in texts]
+    if missing:
+        raise SlimError(f"{paths['imagenet_metadata_file']} has no text for synset "
+                        f"{missing[0]}; use the metadata file that goes with the synsets.")
+    has_boxes = bool(explicit_boxes) or os.path.isfile(paths["bounding_box_file"])
+    boxes = read_bounding_boxes(paths["bounding_box_file"]) if has_boxes else None
+    return synsets, texts, boxes
+
+
+def _plan(dataset_dir: str, paths: dict[str, str], splits: list[str],
+          num_shards: dict[str, int], options: ConvertOptions) -> ConversionPlan:
+    synsets, texts, boxes = _read_labels(paths, options.imagenet.bounding_box_file)
+    shards, encoders = [], {}
+    for split in ("validation", "train"):  # the original's order
+        if split not in splits:
+            continue
+        items = find_images(paths[split], synsets, paths["validation_labels_file"])
+        order = list(range(len(items)))
+        random.Random(RANDOM_SEED).shuffle(order)
+        items = [(split, *items[i]) for i in order]
+        out = [os.path.join(dataset_dir, output_name(split, i, num_shards[split]))
+               for i in range(num_shards[split])]
+        shards.extend(nested_linspace_shards(split, items, out, ORIGINAL_NUM_THREADS))
+        encoders[split] = _make_encoder(paths[split], synsets, texts, boxes or {})
+    notes = [] if boxes is not None else [
+        f"no {paths['bounding_box_file']}: records get no boxes."]
+    labels = {0: "background", **{i + 1: texts[s] for i, s in enumerate(synsets)}}
+    return ConversionPlan(
+        shards=shards, encode=lambda item: encoders[item[0]](item[1:]), item_key=list,
+        labels_to_names=labels, file_pattern="%s-*", notes=notes,
+        extra={"source": options.image_dir})
+
+
 def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
     """Converts a local raw ImageNet copy (see the module docstring for the layout).
 
@@ -179,32 +215,7 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
     settings = {"image_dir": paths, "num_shards": num_shards}
 
     def prepare() -> ConversionPlan:
-        synsets = _read_lines(paths["labels_file"], "synsets labels file")
-        texts = read_synset_text(paths["imagenet_metadata_file"])
-        missing = [s for s in synsets if s not in texts]
-        if missing:
-            raise SlimError(f"{paths['imagenet_metadata_file']} has no text for synset "
-                            f"{missing[0]}; use the metadata file that goes with the synsets.")
-        has_boxes = options.imagenet.bounding_box_file or os.path.isfile(paths["bounding_box_file"])
-        boxes = read_bounding_boxes(paths["bounding_box_file"]) if has_boxes else {}
-        shards, encoders = [], {}
-        for split in ("validation", "train"):
-            if split not in splits:
-                continue
-            items = find_images(paths[split], synsets, paths["validation_labels_file"])
-            order = list(range(len(items)))
-            random.Random(RANDOM_SEED).shuffle(order)
-            items = [(split, *items[i]) for i in order]
-            out = [os.path.join(dataset_dir, output_name(split, i, num_shards[split]))
-                   for i in range(num_shards[split])]
-            shards.extend(nested_linspace_shards(split, items, out, ORIGINAL_NUM_THREADS))
-            encoders[split] = _make_encoder(paths[split], synsets, texts, boxes)
-        notes = [] if has_boxes else [f"no {paths['bounding_box_file']}: records get no boxes."]
-        labels = {0: "background", **{i + 1: texts[s] for i, s in enumerate(synsets)}}
-        return ConversionPlan(
-            shards=shards, encode=lambda item: encoders[item[0]](item[1:]), item_key=list,
-            labels_to_names=labels, file_pattern="%s-*", notes=notes,
-            extra={"source": options.image_dir})
+        return _plan(dataset_dir, paths, splits, num_shards, options)
 
     return run_conversion(SPEC, dataset_dir, options, settings, prepare)
 

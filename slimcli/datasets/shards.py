@@ -22,6 +22,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 STATE_FILENAME = ".slimcli-convert-state.json"
+CHUNK_ITEMS = 8  # items per task handed to a worker thread
 
 
 class SkipItem(Exception):
@@ -154,16 +155,28 @@ def temp_path(path: str) -> str:
     return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.incomplete")
 
 
-def _ordered_map(pool: concurrent.futures.Executor, fn: Callable, items: Iterable,
-                 window: int) -> Iterator:
-    """`map(fn, items)` on `pool`, in order, with at most `window` items in flight."""
-    pending: collections.deque = collections.deque()
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
     for item in items:
-        pending.append(pool.submit(fn, item))
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ordered_map(pool: concurrent.futures.Executor, fn: Callable, items: Iterable,
+                 window: int, chunk: int = CHUNK_ITEMS) -> Iterator:
+    """`map(fn, items)` on `pool`, in order, at most `window` chunks of `chunk` in flight."""
+    pending: collections.deque = collections.deque()
+    run = lambda batch: [fn(item) for item in batch]  # noqa: E731
+    for batch in _chunks(items, chunk):
+        pending.append(pool.submit(run, batch))
         if len(pending) >= window:
-            yield pending.popleft().result()
+            yield from pending.popleft().result()
     while pending:
-        yield pending.popleft().result()
+        yield from pending.popleft().result()
 
 
 def _encode_or_skip(encode: Callable[[Any], bytes]) -> Callable[[Any], Any]:
@@ -197,7 +210,7 @@ def write_shards(shards: Sequence[Shard], encode: Callable[[Any], bytes], state:
     written_now = 0
     with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool, \
             tqdm(total=total, unit="img", desc=desc, disable=quiet or not total) as bar:
-        stream = _ordered_map(pool, _encode_or_skip(encode), stream_items, 4 * max(1, num_threads))
+        stream = _ordered_map(pool, _encode_or_skip(encode), stream_items, 3 * max(1, num_threads))
         try:
             for shard in pending:
                 records, skipped = _write_one(shard, stream, bar, quiet)

@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 
+import tensorflow as tf
+
 from slimcli.datasets import archives, dataset_utils, fetch, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       VisualWakeWordsOptions, run_conversion)
@@ -102,8 +104,6 @@ def _feature_dict(image: dict, annotation: dict, data: bytes) -> dict:
 
 
 def _make_encoder(coco_dir: str):
-    import tensorflow as tf
-
     def encode(item: tuple[str, dict, dict]) -> bytes:
         folder, image, annotation = item
         name = f"{folder}/{image['file_name']}"

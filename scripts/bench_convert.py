@@ -1,0 +1,143 @@
+"""Benchmark: folder conversion images/sec against the raw read + decode rate.
+
+Generates a flowers-like tree (5 classes, 2,000 JPEGs of 240x320 by default)
+in a temporary directory, then measures on this machine
+
+  raw      reading every file and fully decoding it (the check the converter
+           does), on the same number of threads as the conversion, and on one;
+  convert  `slim-download --dataset_name=folder` through the library
+           (listing, decode check, Example building, sharded TFRecord writing,
+           labels.txt and dataset.json).
+
+Prints both rates and their ratio (goal: convert >= 80% of raw). Each
+measurement is the best of --repeats interleaved runs; images per
+CPU-second (process time, all threads) is printed too, as it is steadier than
+wall-clock rates on a shared machine.
+
+    python scripts/bench_convert.py [--images=2000] [--threads=N] [--repeats=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from slimcli.datasets import folder, images  # noqa: E402
+from slimcli.datasets.convert import ConvertOptions, default_num_threads  # noqa: E402
+
+CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+
+
+_Y, _X = np.mgrid[0:240, 0:320].astype(np.float32)
+
+
+def photo_like(seed: int) -> bytes:
+    """A 240x320 JPEG with a blob, a ramp and mild noise (compresses like a photo)."""
+    rng = np.random.RandomState(seed)
+    cy, cx, r = rng.uniform(0, 240), rng.uniform(0, 320), rng.uniform(30, 120)
+    blob = 120 * np.exp(-((_Y - cy) ** 2 + (_X - cx) ** 2) / (2 * r * r))
+    channels = [blob * rng.uniform(0.3, 1.0) + rng.uniform(0, 0.5) * _X
+                + rng.uniform(0, 0.5) * _Y for _ in range(3)]
+    noise = rng.randint(-8, 9, size=(240, 320, 3))
+    array = np.clip(np.stack(channels, -1) + noise, 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def make_tree(root: str, count: int) -> list[str]:
+    paths = []
+    for i in range(count):
+        directory = os.path.join(root, CLASSES[i % len(CLASSES)])
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{i:05d}.jpg")
+        with open(path, "wb") as f:
+            f.write(photo_like(i))
+        paths.append(path)
+    return paths
+
+
+def read_and_check(path: str) -> int:
+    with open(path, "rb") as f:
+        data = f.read()
+    images.decode_check(data)
+    return len(data)
+
+
+def _rates(count: int, wall_start: float, cpu_start: float) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process)."""
+    return (count / (time.perf_counter() - wall_start),
+            count / max(1e-9, time.process_time() - cpu_start))
+
+
+def raw_rate(paths: list[str], threads: int) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(read_and_check, paths, chunksize=16):
+            pass
+    return _rates(len(paths), wall, cpu)
+
+
+def convert_rate(root: str, out: str, count: int, threads: int) -> tuple[float, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    options = ConvertOptions(image_dir=root, num_threads=threads, quiet=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        report = folder.convert(out, options)
+    rates = _rates(count, wall, cpu)
+    written = sum(report.records.values())
+    if written != count:
+        raise SystemExit(f"conversion wrote {written} records, expected {count}")
+    return rates
+
+
+def _best(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return max(a[0], b[0]), max(a[1], b[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=default_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="slimcli-bench-")
+    try:
+        root = os.path.join(work, "photos")
+        start = time.perf_counter()
+        paths = make_tree(root, args.images)
+        mb = sum(os.path.getsize(p) for p in paths) / 1e6
+        print(f"generated {len(paths)} JPEGs (240x320, {mb:.1f} MB) in "
+              f"{time.perf_counter() - start:.1f}s; {os.cpu_count()} CPUs, "
+              f"{args.threads} threads")
+        raw_one = raw = conv = (0.0, 0.0)
+        for _ in range(args.repeats):  # interleaved, so load changes hit all three
+            raw_one = _best(raw_one, raw_rate(paths, 1))
+            raw = _best(raw, raw_rate(paths, args.threads))
+            conv = _best(conv, convert_rate(root, os.path.join(work, "out"), args.images,
+                                            args.threads))
+        print(f"{'':34} {'images/s':>9} {'images/CPU-s':>13}")
+        for label, (wall, cpu) in ((f"raw read + decode check, 1 thread", raw_one),
+                                   (f"raw read + decode check, {args.threads} thr.", raw),
+                                   (f"folder conversion, {args.threads} thr.", conv)):
+            print(f"{label:34} {wall:9.1f} {cpu:13.1f}")
+        print(f"conversion / raw ({args.threads} threads): {conv[0] / raw[0]:.1%} of images/s, "
+              f"{conv[1] / raw[1]:.1%} of images per CPU-second (goal >= 80%)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
