@@ -9,8 +9,9 @@ The SavedModel has two signatures:
 
 Both return `probabilities` [batch, classes], `logits` and `classes` (argmax).
 The TFLite model takes the float images (batch fixed to `--batch_size`,
-default 1) and returns the probabilities only, optionally quantized: float16 weights, dynamic-range int8
-weights, or full int8 calibrated on images from `--dataset_dir`'s TFRecords.
+default 1) and returns the probabilities only, optionally quantized:
+float16 weights, dynamic-range int8 weights, or full int8 calibrated on
+images from `--dataset_dir`'s TFRecords.
 """
 
 from __future__ import annotations

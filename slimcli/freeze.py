@@ -152,8 +152,9 @@ def _read_variables(reader, var_nodes: list[tf.compat.v1.NodeDef], checkpoint: s
     values = {}
     for node in var_nodes:
         value = reader.get_tensor(node.name)
-        expected = [d.size for d in node.attr["shape"].shape.dim]
-        if "shape" in node.attr and list(value.shape) != expected:
+        expected = [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr \
+            else list(value.shape)
+        if list(value.shape) != expected:
             raise SlimError(f"variable {node.name}: the graph has shape {expected}, checkpoint "
                             f"{checkpoint} has {list(value.shape)}. Export the graph with the "
                             f"settings the checkpoint was trained with (--num_classes, "
@@ -188,8 +189,8 @@ def freeze_graph_def(graph_def: tf.compat.v1.GraphDef, checkpoint: str,
     """
     outputs = _split(output_node_names)
     if not outputs:
-        raise SlimError("--output_node_names is empty; name the output node, e.g. "
-                        f"{', '.join(output_candidates(graph_def)[:3]) or 'Predictions/Reshape_1'}.")
+        examples = ", ".join(output_candidates(graph_def)[:3]) or "Predictions/Reshape_1"
+        raise SlimError(f"--output_node_names is empty; name the output node, e.g. {examples}.")
     check_node_names(graph_def, outputs, "--output_node_names")
     check_node_names(graph_def, _split(initializer_nodes), "--initializer_nodes")
     keep = outputs + _split(initializer_nodes)

@@ -1,4 +1,4 @@
-"""slim-export → slim-freeze → frozen graph (Python) and C++ label_image, against the TF2 net."""
+"""slim-export → slim-freeze → frozen graph (Python) and C++ label_image, vs. the TF2 net."""
 
 from __future__ import annotations
 

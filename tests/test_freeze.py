@@ -56,7 +56,8 @@ def test_text_graph_with_checkpoint_directory(lenet):
 def test_wrong_output_name_lists_candidates(lenet, capsys):
     status = _cli(freeze_cli, "slim-freeze", [
         f"--input_graph={lenet['tmp'] / 'graph.pbtxt'}", f"--input_checkpoint={lenet['ckpt']}",
-        f"--output_graph={lenet['tmp'] / 'x.pb'}", "--output_node_names=LeNet/Predictions/Reshape_1"])
+        f"--output_graph={lenet['tmp'] / 'x.pb'}",
+        "--output_node_names=LeNet/Predictions/Reshape_1"])
     err = capsys.readouterr().err
     assert status == 2
     assert "no node named 'LeNet/Predictions/Reshape_1'" in err

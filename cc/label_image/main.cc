@@ -202,7 +202,9 @@ int CheckLayers(const tensorflow::GraphDef& graph_def, const Options& opt) {
   for (const auto& node : graph_def.node()) {
     if (node.name() == opt.input_layer) input = &node;
     if (node.name() == opt.output_layer) has_output = true;
-    if (node.op() == "Placeholder") placeholders += (placeholders.empty() ? "" : ", ") + node.name();
+    if (node.op() == "Placeholder") {
+      placeholders += (placeholders.empty() ? "" : ", ") + node.name();
+    }
   }
   if (input == nullptr) {
     Fail("no node named --input_layer=" + opt.input_layer + " in the graph; placeholders: " +

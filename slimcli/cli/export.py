@@ -20,7 +20,8 @@ DESCRIPTION = "Export an inference GraphDef (and SavedModel/TFLite)."
 
 def define_flags(fv: flags.FlagValues) -> None:
     """The original export_inference_graph flags, then slimcli's additions."""
-    flags.DEFINE_string("model_name", "inception_v3", "The name of the net to export.", flag_values=fv)
+    flags.DEFINE_string("model_name", "inception_v3", "The name of the net to export.",
+                        flag_values=fv)
     flags.DEFINE_boolean("is_training", False, "Export the training-mode graph.", flag_values=fv)
     flags.DEFINE_integer("image_size", None, "Input height and width; default: the net's size.",
                          flag_values=fv)
