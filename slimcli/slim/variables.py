@@ -117,7 +117,8 @@ class VariableStore(tf.Module):
                             f"create it first or use reuse=AUTO_REUSE.")
         dtype = tf.as_dtype(dtype)
         init = _initial_value(initializer, shape, dtype)
-        with tf.init_scope():
+        # The root name scope makes a graph's variable node `name` itself (the checkpoint key).
+        with tf.init_scope(), tf.name_scope(""):
             var = tf.Variable(init, name=name, dtype=dtype, trainable=trainable,
                               synchronization=synchronization, aggregation=aggregation)
         cols = {GLOBAL_VARIABLES, *collections}

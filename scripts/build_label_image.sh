@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the C++ label_image (cc/label_image/main.cc) against the installed TensorFlow wheel.
+#
+#   scripts/build_label_image.sh [OUTPUT]        # default OUTPUT: bin/label_image
+#
+# Environment: PYTHON (the interpreter whose TensorFlow to use; default python3), CXX (g++).
+# Headers come from tf.sysconfig.get_include(), flags from tf.sysconfig; the binary links
+# libtensorflow_cc.so.2 and libtensorflow_framework.so.2 and finds them through an rpath.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+CXX=${CXX:-g++}
+OUTPUT=${1:-$ROOT/bin/label_image}
+SOURCE=$ROOT/cc/label_image/main.cc
+
+if ! command -v "$CXX" >/dev/null 2>&1; then
+  echo "build_label_image: error: no C++ compiler '$CXX'; install g++ or set CXX=..." >&2
+  exit 1
+fi
+TF_INFO=$("$PYTHON" - <<'PY'
+import os
+import tensorflow as tf
+print(os.path.dirname(tf.__file__))
+print(" ".join(tf.sysconfig.get_compile_flags()))
+PY
+) || { echo "build_label_image: error: '$PYTHON' cannot import tensorflow; set PYTHON=..." >&2; exit 1; }
+TF_DIR=$(sed -n 1p <<<"$TF_INFO")
+COMPILE_FLAGS=$(sed -n 2p <<<"$TF_INFO")
+for lib in libtensorflow_cc.so.2 libtensorflow_framework.so.2; do
+  if [ ! -e "$TF_DIR/$lib" ]; then
+    echo "build_label_image: error: $TF_DIR/$lib not found; this TensorFlow wheel has no C++ library" >&2
+    exit 1
+  fi
+done
+
+mkdir -p "$(dirname "$OUTPUT")"
+TMP_OUTPUT="$OUTPUT.tmp.$$"
+trap 'rm -f "$TMP_OUTPUT"' EXIT
+# shellcheck disable=SC2086  # COMPILE_FLAGS is a list of flags
+"$CXX" -O2 -Wno-deprecated-declarations $COMPILE_FLAGS "$SOURCE" -o "$TMP_OUTPUT" \
+  -L"$TF_DIR" -l:libtensorflow_cc.so.2 -l:libtensorflow_framework.so.2 -Wl,-rpath,"$TF_DIR"
+mv "$TMP_OUTPUT" "$OUTPUT"
+echo "built $OUTPUT"

@@ -1,0 +1,245 @@
+"""`slim-export`: the inference graph of a net as a TF1 GraphDef (and SavedModel/TFLite).
+
+The GraphDef is built with `tf.compat.v1` graph building because the
+artifact is a TF1 artifact: a float32 placeholder `input`
+[batch, size, size, channels], the net in inference mode, and its prediction
+op under the original's name (`InceptionV3/Predictions/Reshape_1`). Variable
+nodes are named exactly as the checkpoint keys, so slim-freeze, TensorFlow's
+own freeze_graph and label_image work on it unchanged.
+
+    exported = export(ExportConfig(model_name="inception_v3", output_file="/tmp/g.pb"))
+    print(describe(exported))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import tensorflow as tf
+
+from slimcli.datasets import DATASETS, get_dataset
+from slimcli.errors import SlimError
+from slimcli.freeze import freeze_graph_def, write_graph_def
+from slimcli.nets import nets_factory
+from slimcli.serving import ClientPreprocessing, client_preprocessing
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "input"
+TFLITE_QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+
+@dataclasses.dataclass
+class ExportConfig:
+    """The settings of `slim-export` (the original export_inference_graph flags, plus more).
+
+    Attributes:
+      model_name: the net (`slim-export --help` lists them).
+      is_training: export the training-mode graph (batch norm on batch statistics, dropout).
+      image_size: input height and width; None → the net's default size.
+      batch_size: the placeholder's batch dimension; None → dynamic.
+      dataset_name: sets the number of classes (imagenet: 1001).
+      num_classes: overrides the dataset's number of classes.
+      labels_offset: classes dropped from the dataset's count (1 for 1000-class
+        VGG / ResNet-v1 checkpoints on 1001-class ImageNet).
+      output_file: where the GraphDef goes.
+      write_text_graphdef: write the GraphDef as text (pbtxt).
+      use_grayscale: a 1-channel input.
+      dataset_dir: the dataset's TFRecords (int8 TFLite calibration).
+      checkpoint_path: freeze the graph with this checkpoint (output_file gets
+        the frozen graph); needed for the SavedModel and TFLite exports.
+      saved_model_dir: also write a SavedModel here.
+      tflite_file: also write a TFLite flatbuffer here.
+      tflite_quantize: none, float16, dynamic or int8.
+      calibration_steps: images drawn from dataset_dir for int8 calibration.
+    """
+    model_name: str = "inception_v3"
+    is_training: bool = False
+    image_size: int | None = None
+    batch_size: int | None = None
+    dataset_name: str = "imagenet"
+    num_classes: int | None = None
+    labels_offset: int = 0
+    output_file: str = ""
+    write_text_graphdef: bool = False
+    use_grayscale: bool = False
+    dataset_dir: str = ""
+    checkpoint_path: str = ""
+    saved_model_dir: str = ""
+    tflite_file: str = ""
+    tflite_quantize: str = "none"
+    calibration_steps: int = 20
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.use_grayscale else 3
+
+
+@dataclasses.dataclass
+class ExportedGraph:
+    """An inference graph and the contract a client needs to use it."""
+    graph_def: tf.compat.v1.GraphDef
+    model_name: str
+    input_name: str
+    output_name: str
+    logits_name: str
+    input_shape: list
+    num_classes: int
+    variable_names: list[str]
+    preprocessing: ClientPreprocessing
+    frozen: bool = False
+
+    @property
+    def image_size(self) -> int:
+        return self.input_shape[1]
+
+
+def dataset_num_classes(name: str, dataset_dir: str = "") -> int:
+    """The number of classes of dataset `name` (its spec, or its converted data for `folder`).
+
+    Raises:
+      SlimError: unknown dataset (known ones listed), or one whose classes only
+        its converted data knows and no `dataset_dir` was given.
+    """
+    spec = DATASETS.get(name)
+    if spec.num_classes:
+        return spec.num_classes
+    if not dataset_dir:
+        raise SlimError(f"--dataset_name={name} takes its classes from the converted data: pass "
+                        f"--dataset_dir (or --num_classes=N).")
+    return get_dataset(name, "train", dataset_dir).num_classes
+
+
+def resolve_num_classes(config: ExportConfig) -> int:
+    """The logits size: `--num_classes`, else the dataset's classes minus `--labels_offset`.
+
+    Raises:
+      SlimError: unknown dataset, or a count below 1.
+    """
+    if config.num_classes is not None:
+        classes = config.num_classes
+    else:
+        classes = dataset_num_classes(config.dataset_name, config.dataset_dir) - \
+            config.labels_offset
+    if classes < 1:
+        raise SlimError(f"the net would have {classes} classes (--num_classes/--dataset_name "
+                        f"minus --labels_offset={config.labels_offset}); pass --num_classes>=1.")
+    return classes
+
+
+def _check_config(config: ExportConfig) -> None:
+    if config.image_size is not None and config.image_size < 1:
+        raise SlimError(f"--image_size={config.image_size} must be positive (or left out for "
+                        f"the net's default size).")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise SlimError(f"--batch_size={config.batch_size} must be positive (or left out for a "
+                        f"dynamic batch).")
+    if config.tflite_quantize not in TFLITE_QUANTIZE_MODES:
+        raise SlimError(f"--tflite_quantize={config.tflite_quantize!r} is not one of "
+                        f"{', '.join(TFLITE_QUANTIZE_MODES)}.")
+    if config.tflite_file and config.tflite_quantize == "int8" and not config.dataset_dir:
+        raise SlimError("--tflite_quantize=int8 needs --dataset_dir (TFRecords of the dataset) "
+                        "to calibrate on; or pick --tflite_quantize=dynamic, which needs none.")
+    if (config.saved_model_dir or config.tflite_file) and not config.checkpoint_path:
+        raise SlimError("--saved_model_dir and --tflite_file carry the weights: pass "
+                        "--checkpoint_path=train_dir/model.ckpt-N too.")
+
+
+def _ref_variable_creator(next_creator, **kwargs):
+    """Makes graph variables TF1 `VariableV2` nodes, as the original's export had.
+
+    TensorFlow's own freeze_graph restores a name-based checkpoint only into
+    `VariableV2` nodes (it cannot into `VarHandleOp`); slim-freeze takes both.
+    """
+    if kwargs.get("use_resource") is False:  # the v1 call below, back through this scope
+        return next_creator(**kwargs)
+    return tf.compat.v1.Variable(initial_value=kwargs["initial_value"], name=kwargs["name"],
+                                 dtype=kwargs.get("dtype"),
+                                 trainable=kwargs.get("trainable") is not False,
+                                 use_resource=False)
+
+
+def build_inference_graph(config: ExportConfig) -> ExportedGraph:
+    """Builds the inference graph of `config.model_name` as a GraphDef.
+
+    Raises:
+      SlimError: unknown net or dataset, or a bad size.
+    """
+    _check_config(config)
+    num_classes = resolve_num_classes(config)
+    network_fn = nets_factory.get_network_fn(config.model_name, num_classes=num_classes,
+                                             is_training=config.is_training)
+    spec = network_fn.spec
+    size = config.image_size or spec.default_image_size
+    shape = [config.batch_size, size, size, config.channels]
+    graph = tf.Graph()
+    with graph.as_default(), tf.variable_creator_scope(_ref_variable_creator):
+        images = tf.compat.v1.placeholder(tf.float32, shape, name=INPUT_NAME)
+        logits, end_points = network_fn(images)
+    predictions = end_points.get(spec.predictions_key)
+    output = predictions.op.name if predictions is not None else logits.op.name
+    if spec.predictions_op and output != spec.predictions_op:
+        raise SlimError(f"{spec.name}: the prediction op is {output!r}, but the registry says "
+                        f"{spec.predictions_op!r}; the net and its registry entry disagree.")
+    return ExportedGraph(
+        graph_def=graph.as_graph_def(), model_name=spec.name, input_name=INPUT_NAME,
+        output_name=output, logits_name=logits.op.name, input_shape=shape,
+        num_classes=num_classes, variable_names=list(network_fn.variables_dict()),
+        preprocessing=client_preprocessing(spec.preprocessing))
+
+
+def describe(exported: ExportedGraph) -> str:
+    """What a client needs: node names, input shape, and the preprocessing to apply."""
+    pre = exported.preprocessing
+    size = exported.image_size
+    batch = "?" if exported.input_shape[0] is None else exported.input_shape[0]
+    shape = f"[{batch}, {size}, {size}, {exported.input_shape[3]}]"
+    approx = "" if pre.exact else " (approximately)"
+    lines = [
+        f"model: {exported.model_name} ({exported.num_classes} classes, "
+        f"{len(exported.variable_names)} variables{', frozen' if exported.frozen else ''})",
+        f"input node:  {exported.input_name}  float32 {shape}",
+        f"output node: {exported.output_name}  (logits: {exported.logits_name})",
+        f"preprocessing ({pre.name}): {pre.steps.format(size=size)}",
+        f"label_image{approx}: --input_layer={exported.input_name} "
+        f"--output_layer={exported.output_name} --input_width={size} --input_height={size} "
+        f"--input_mean={pre.input_mean:g} --input_std={pre.input_std:g}",
+    ]
+    if pre.note:
+        lines.append(f"note: {pre.note.format(size=size)}")
+    if exported.input_shape[3] == 1:
+        lines.append("note: the input is grayscale (1 channel): convert images to grayscale "
+                     "before this normalization")
+    if exported.output_name == exported.logits_name:
+        lines.append(f"note: {exported.model_name} has no softmax: the output is logits; "
+                     f"slim-predict --model_name={exported.model_name} applies the softmax")
+    if not exported.frozen:
+        lines.append(f"freeze: slim-freeze --input_graph=GRAPH --input_binary=true "
+                     f"--input_checkpoint=CKPT --output_graph=FROZEN.pb "
+                     f"--output_node_names={exported.output_name}")
+    return "\n".join(lines)
+
+
+def export(config: ExportConfig) -> ExportedGraph:
+    """Runs `slim-export`: writes the graph (frozen with a checkpoint), SavedModel, TFLite.
+
+    Returns:
+      The exported graph and its client contract.
+
+    Raises:
+      SlimError: a flag is missing or wrong (the message names it).
+    """
+    if not config.output_file and not (config.saved_model_dir or config.tflite_file):
+        raise SlimError("--output_file is required: where to write the inference GraphDef.")
+    exported = build_inference_graph(config)
+    if config.checkpoint_path:
+        exported.graph_def = freeze_graph_def(exported.graph_def, config.checkpoint_path,
+                                              [exported.output_name])
+        exported.frozen = True
+    if config.output_file:
+        write_graph_def(exported.graph_def, config.output_file, config.write_text_graphdef)
+        log.info("wrote %s", config.output_file)
+    if config.saved_model_dir or config.tflite_file:
+        from slimcli import export_formats  # TFLite/SavedModel code only when asked for
+        export_formats.export_serving_formats(config, exported)
+    return exported

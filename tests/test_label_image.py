@@ -1,0 +1,89 @@
+"""The C++ label_image: image formats, output format, and its errors (built once per session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from export_helpers import ROOT, build_label_image, cxx_available, write_image, write_labels
+from slimcli import slim
+from slimcli.export import ExportConfig, export
+from slimcli.nets import get_network_fn
+from slimcli.predict import PredictConfig, format_results, predict
+
+OUTPUT = "Predictions/Reshape_1"
+FLAGS = ["--input_width=28", "--input_height=28", "--input_mean=128", "--input_std=128",
+         f"--output_layer={OUTPUT}"]
+
+
+@pytest.fixture(scope="module")
+def binary():
+    if not cxx_available():
+        pytest.skip("no C++ compiler (g++ or $CXX): the label_image build cannot run")
+    return build_label_image(os.path.join(ROOT, "build"))
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("label_image")
+    net = get_network_fn("lenet", 10)
+    net.build([1, 28, 28, 3])
+    rs = np.random.RandomState(11)
+    for var in net.variables_dict().values():
+        var.assign(rs.normal(0, 0.03, var.shape).astype(np.float32))
+    ckpt = slim.save_checkpoint(net.variables_dict(), str(tmp / "model.ckpt-1"))
+    export(ExportConfig(model_name="lenet", dataset_name="mnist", checkpoint_path=ckpt,
+                        output_file=str(tmp / "frozen.pb")))
+    return dict(tmp=tmp, graph=str(tmp / "frozen.pb"),
+                labels=write_labels(str(tmp / "labels.txt"), 10))
+
+
+def _run(binary: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([binary, *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("extension", ["jpg", "png", "gif", "bmp"])
+def test_formats_match_slim_predict(binary, frozen, extension):
+    png = write_image(str(frozen["tmp"] / "photo.png"), 40, 33, seed=2)
+    path = str(frozen["tmp"] / f"photo.{extension}")
+    Image.open(png).save(path)
+    result = _run(binary, f"--image={path}", f"--graph={frozen['graph']}",
+                  f"--labels={frozen['labels']}", *FLAGS)
+    assert result.returncode == 0, result.stderr
+    expected = format_results(
+        predict(PredictConfig(image=path, graph=frozen["graph"], output_layer=OUTPUT,
+                              input_mean=128.0, input_std=128.0)), frozen["labels"], 5)
+    assert result.stdout.strip().splitlines() == expected.splitlines()
+
+
+def test_missing_image(binary, frozen):
+    result = _run(binary, "--image=/nonexistent/cat.jpg", f"--graph={frozen['graph']}",
+                  f"--labels={frozen['labels']}", *FLAGS)
+    assert result.returncode == 1
+    assert "image file '/nonexistent/cat.jpg' does not exist" in result.stderr
+
+
+def test_unknown_output_layer_lists_candidates(binary, frozen):
+    image = write_image(str(frozen["tmp"] / "x.png"), 28, 28)
+    result = _run(binary, f"--image={image}", f"--graph={frozen['graph']}",
+                  f"--labels={frozen['labels']}", "--output_layer=softmax")
+    assert result.returncode == 1
+    assert "no node named --output_layer=softmax" in result.stderr
+    assert OUTPUT in result.stderr
+
+
+def test_not_an_image(binary, frozen):
+    result = _run(binary, f"--image={frozen['labels']}", f"--graph={frozen['graph']}",
+                  f"--labels={frozen['labels']}", *FLAGS)
+    assert result.returncode == 1
+    assert "cannot decode --image=" in result.stderr
+
+
+def test_help_and_unknown_flag(binary):
+    assert "--input_mean" in _run(binary, "--help").stdout
+    result = _run(binary, "--input_meen=3")
+    assert result.returncode == 1 and "unknown flag --input_meen" in result.stderr
