@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import tensorflow as tf
 
 from slimcli.errors import SlimError
 
-__all__ = ["StrategyInfo", "make_strategy", "cluster_from_flags"]
+__all__ = ["StrategyInfo", "make_strategy", "cluster_from_flags", "mirrored_strategy"]
 
 log = logging.getLogger("slimcli.train")
 
@@ -73,6 +74,30 @@ def _multi_worker(config: dict) -> StrategyInfo:
     return StrategyInfo(strategy, is_chief, index, workers)
 
 
+# Each MirroredStrategy numbers its collective groups from 1 + its key base. Two
+# strategies in one process with the same base share group/instance keys, and the
+# collective executor then pairs an all-reduce of one with a cached instance of the
+# other ("Shape mismatch in the collective instance ..."). Every strategy made here
+# gets its own range of group keys.
+_GROUP_KEYS_PER_STRATEGY = 10_000
+_strategy_count = itertools.count(1)
+
+
+def mirrored_strategy(devices: list[str]) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy over `devices` whose collective keys are its own.
+
+    Use it instead of `tf.distribute.MirroredStrategy(devices)` wherever a process
+    may make more than one strategy (a notebook, train then eval, the tests).
+    """
+    cls = tf.distribute.MirroredStrategy
+    previous = cls._collective_key_base
+    cls._collective_key_base = next(_strategy_count) * _GROUP_KEYS_PER_STRATEGY
+    try:
+        return cls(devices)
+    finally:
+        cls._collective_key_base = previous
+
+
 def _clone_devices(num_clones: int, clone_on_cpu: bool) -> list[str]:
     kind = "CPU" if clone_on_cpu else "GPU"
     devices = tf.config.list_logical_devices(kind)
@@ -121,4 +146,4 @@ def make_strategy(num_clones: int = 1, clone_on_cpu: bool = False, num_ps_tasks:
     if len(devices) == 1:
         return StrategyInfo(tf.distribute.OneDeviceStrategy(devices[0]))
     log.info("MirroredStrategy over %s", ", ".join(devices))
-    return StrategyInfo(tf.distribute.MirroredStrategy(devices))
+    return StrategyInfo(mirrored_strategy(devices))

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from slimcli import datasets, nets, slim
+from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
 from slimcli.slim import evaluation, metrics
 from slimcli.slim.checkpoints import CheckpointMismatch
@@ -82,7 +83,7 @@ def make_strategy(num_clones: int, clone_on_cpu: bool) -> tf.distribute.Strategy
         raise SlimError(f"--num_clones={num_clones} needs {num_clones} {kind} devices; found "
                         f"{len(devices)}. Lower --num_clones"
                         f"{'' if clone_on_cpu else ' or pass --clone_on_cpu'}.")
-    return tf.distribute.MirroredStrategy(devices[:num_clones])
+    return mirrored_strategy(devices[:num_clones])
 
 
 def _restore_names(net: nets.NetworkFn, reader: Any, use_ema: bool) -> dict[str, tf.Variable]:

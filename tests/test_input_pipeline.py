@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
 from slimcli.input_pipeline import (
     PipelineStats,
@@ -369,7 +370,7 @@ def test_synthetic_pipeline():
 
 def test_distribute_datasets_from_function(dataset_files):
     files, labels = dataset_files
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    strategy = mirrored_strategy(["/cpu:0"])
     stats = PipelineStats()
 
     def dataset_fn(context):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from slimcli import slim
+from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
 from tests.nets_helpers import reference
 
@@ -255,7 +256,7 @@ def test_variable_and_model_variable_with_a_bare_store():
 
 
 def test_mirrored_strategy_builds_and_steps_a_small_net():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy(["/cpu:0", "/cpu:1"])
 
     def net(x, is_training=True):
         x = slim.conv2d(x, 4, [3, 3], normalizer_fn=slim.batch_norm,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
 from slimcli.slim import metrics
 
@@ -114,7 +115,7 @@ def test_metric_map_reset_and_function():
 
 
 def test_metrics_aggregate_across_replicas():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         accuracy = metrics.Accuracy()
         confusion = metrics.ConfusionMatrix(C)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from slimcli import optimization, slim, train_data
 from slimcli import train as train_lib
-from slimcli.distribute import StrategyInfo, make_strategy
+from slimcli.distribute import make_strategy, mirrored_strategy
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
 from slimcli.slim import learning
@@ -151,7 +151,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path):
         pytest.skip("needs 2 logical CPU devices (tests/conftest.py)")
     data = train_data.synthetic_dataset(16, 28, 10, seed=5)
     one_losses, one = _lenet_step(tf.distribute.get_strategy(), data, 3)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = mirrored_strategy(["/cpu:0", "/cpu:1"])
     two_losses, two = _lenet_step(mirrored, data, 3)
     np.testing.assert_allclose(two_losses, one_losses, rtol=1e-4)
     for name in one:
