@@ -17,8 +17,9 @@ import dataclasses
 import difflib
 import logging
 import re
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import message, text_format
 
@@ -228,6 +229,34 @@ def write_graph_def(graph_def: tf.compat.v1.GraphDef, path: str, as_text: bool =
         deterministic=True)
     write_atomically(path, data)
     return path
+
+
+def graph_runner(graph_def: tf.compat.v1.GraphDef, input_tensor: str = "input",
+                 output_tensor: str = "") -> Callable[[np.ndarray], np.ndarray]:
+    """A function that feeds `input_tensor` of a frozen GraphDef and returns `output_tensor`.
+
+    The graph is imported into a tf.Graph and Session of its own, never into the
+    process's eager context: a SavedModel frozen in the process that exported it
+    carries function names that process already holds with other bodies.
+
+    Args:
+      graph_def: a frozen GraphDef (no variables).
+      input_tensor: the fed tensor, `name` or `name:0` (default `input`).
+      output_tensor: the fetched tensor, `name` or `name:index`.
+
+    Returns:
+      `run(images) -> numpy array`.
+    """
+    def tensor_name(name: str) -> str:
+        return name if ":" in name else f"{name}:0"
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    fed = graph.get_tensor_by_name(tensor_name(input_tensor))
+    fetched = graph.get_tensor_by_name(tensor_name(output_tensor))
+    session = tf.compat.v1.Session(graph=graph)
+    return lambda images: session.run(fetched, {fed: np.asarray(images)})
 
 
 def freeze_saved_model(saved_model_dir: str, tags: str | Sequence[str],

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from slimcli import slim
 from slimcli.errors import SlimError
-from slimcli.freeze import check_node_names, load_graph_def, output_candidates
+from slimcli.freeze import check_node_names, graph_runner, load_graph_def, output_candidates
 from slimcli.nets import NETS_REGISTRY, NetSpec, nets_factory
 from slimcli.preprocessing import get_preprocessing
 from slimcli.serving import decode_image_file, format_top_k, label_image_preprocess, read_labels
@@ -130,10 +130,7 @@ def graph_classifier(config: PredictConfig) -> tuple[Callable, Callable]:
     if not size:
         raise SlimError("the graph's input has no fixed size; pass --image_size.")
     channels = shape[3] if shape[3] > 0 else (1 if config.use_grayscale else 3)
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    run = wrapped.prune(wrapped.graph.get_tensor_by_name(f"{config.input_layer}:0"),
-                        wrapped.graph.get_tensor_by_name(f"{output}:0"))
+    run = graph_runner(graph_def, config.input_layer, output)
     if spec is not None and spec.predictions_op is None and not config.output_layer:
         return make_preprocess(config, spec, size, channels), lambda x: tf.nn.softmax(run(x))
     return make_preprocess(config, spec, size, channels), run

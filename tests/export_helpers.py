@@ -14,6 +14,7 @@ from PIL import Image
 
 from nets_helpers import DATA, reference, set_formula_c
 from slimcli import slim
+from slimcli.freeze import graph_runner
 from slimcli.nets import get_network_fn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,11 +65,7 @@ def write_labels(path: str, num_classes: int) -> str:
 
 def run_frozen(graph_def: tf.compat.v1.GraphDef, output: str, images: np.ndarray) -> np.ndarray:
     """Runs a frozen GraphDef with only `input` fed."""
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-    fn = wrapped.prune(wrapped.graph.get_tensor_by_name("input:0"),
-                       wrapped.graph.get_tensor_by_name(f"{output}:0"))
-    return fn(tf.constant(images)).numpy()
+    return graph_runner(graph_def, "input", output)(images)
 
 
 def parse_top_k(stdout: str) -> list[tuple[str, int, float]]:
@@ -82,11 +79,8 @@ def parse_top_k(stdout: str) -> list[tuple[str, int, float]]:
 
 
 def build_label_image(out_dir: str) -> str:
-    """Builds bin/label_image into `out_dir`, reusing a binary newer than its sources."""
+    """Builds label_image into `out_dir` (the script keeps a binary newer than its sources)."""
     binary = os.path.join(out_dir, "label_image")
-    newest_source = max(os.path.getmtime(LABEL_IMAGE_SOURCE), os.path.getmtime(BUILD_SCRIPT))
-    if os.path.exists(binary) and os.path.getmtime(binary) > newest_source:
-        return binary
     env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(["bash", BUILD_SCRIPT, binary], check=True, env=env, capture_output=True)
     return binary

@@ -11,7 +11,7 @@ from slimcli.cli import freeze as freeze_cli
 from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
 from slimcli.export import ExportConfig, export
-from slimcli.freeze import load_graph_def
+from slimcli.freeze import graph_runner, load_graph_def
 from slimcli.preprocessing import get_preprocessing
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
@@ -109,8 +109,5 @@ def test_freeze_saved_model(trained, saved_model):
     assert status == 0
     frozen = load_graph_def(out)
     assert not [n.name for n in frozen.node if n.op in ("VarHandleOp", "VariableV2")]
-    wrapped = tf.compat.v1.wrap_function(
-        lambda: tf.compat.v1.import_graph_def(frozen, name=""), [])
-    run = wrapped.prune(wrapped.graph.get_tensor_by_name("serving_default_images:0"),
-                        wrapped.graph.get_tensor_by_name("StatefulPartitionedCall:2"))
-    np.testing.assert_allclose(run(tf.constant(trained["x"])), trained["expected"], atol=1e-5)
+    run = graph_runner(frozen, "serving_default_images", "StatefulPartitionedCall:2")
+    np.testing.assert_allclose(run(trained["x"]), trained["expected"], atol=1e-5)
