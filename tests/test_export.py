@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from export_helpers import (ROOT, build_label_image, cxx_available, parse_top_k, restored_net,
                             run_frozen, write_image, write_labels)
@@ -73,8 +72,8 @@ def _make_pipeline(name: str, tmp_path_factory) -> dict:
                                pre.input_std).numpy()
     _, end_points = net(x)
     expected = end_points["Predictions"].numpy()
-    return dict(name=name, tmp=tmp, exported=exported, frozen=frozen_path, image=image, x=x,
-                expected=expected, pre=pre, size=size, classes=ref["num_classes"])
+    return dict(name=name, tmp=tmp, ckpt=ckpt, exported=exported, frozen=frozen_path, image=image,
+                x=x, expected=expected, pre=pre, size=size, classes=ref["num_classes"])
 
 
 def test_exported_graph_contract(pipeline):
@@ -124,8 +123,7 @@ def test_label_image_matches_tf2_net(pipeline, label_image_binary):
 
 def test_tensorflow_freeze_graph_accepts_export(lenet_pipeline):
     pipeline = lenet_pipeline
-    tmp, output = pipeline["tmp"], pipeline["exported"].output_name
-    ckpt = tf.train.latest_checkpoint(str(tmp / "train"))
+    tmp, output, ckpt = pipeline["tmp"], pipeline["exported"].output_name, pipeline["ckpt"]
     subprocess.run(
         [sys.executable, "-m", "tensorflow.python.tools.freeze_graph",
          f"--input_graph={tmp / 'graph.pb'}", "--input_binary=true",

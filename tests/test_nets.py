@@ -7,16 +7,22 @@ tf.function), and a training step (finite gradients, batch-norm statistics).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from slimcli import nets, slim
 from slimcli.errors import SlimError
-from tests.nets_helpers import max_rel_diff, reference, reference_input, set_formula_c
+from tests.nets_helpers import DATA, max_rel_diff, reference, reference_input, set_formula_c
 
 NET_NAMES = nets.list_nets()
 TOL = 1e-4
+GENUINE_CKPTS = os.path.join(DATA, "ckpt")
+# Genuine checkpoints written by TF1's Saver from the original nets (tests/data/ckpt/README.md).
+GENUINE_NAMES = sorted(d for d in os.listdir(GENUINE_CKPTS)
+                       if os.path.isdir(os.path.join(GENUINE_CKPTS, d)))
 
 
 def _network_fn(name: str, is_training: bool = False, **kwargs):
@@ -125,6 +131,28 @@ def test_training_step(name):
     if moving:
         changed = [n for n, v in moving.items() if not np.array_equal(before[n], v.numpy())]
         assert changed, "a training call left every batch-norm statistic unchanged"
+
+
+@pytest.mark.parametrize("name", GENUINE_NAMES)
+def test_genuine_checkpoint_restores_every_key_and_reproduces_outputs(name):
+    fn, ref = _network_fn(name)
+    size = ref["image_size"]
+    fn.build([2, size, size, 3])
+    ckpt = os.path.join(GENUINE_CKPTS, name)
+    keys = {key for key, _ in slim.list_variables(ckpt)}
+    assert sorted(keys - set(fn.variables_dict())) == [], "checkpoint keys the net lacks"
+    assert sorted(set(fn.variables_dict()) - keys) == [], "net variables the checkpoint lacks"
+    restored = slim.assign_from_checkpoint(ckpt, fn.variables_dict())
+    assert sorted(restored) == sorted(keys)
+    logits, end_points = fn(tf.constant(reference_input(size)))
+    assert max_rel_diff(logits, ref["logits"]) < TOL
+    assert max_rel_diff(end_points[ref["predictions_end_point_key"]], ref["predictions"]) < TOL
+    assert np.argmax(logits.numpy(), axis=-1).tolist() == ref["argmax"]
+
+
+def test_genuine_checkpoints_are_the_documented_ones():
+    assert GENUINE_NAMES == ["cifarnet", "inception_v1", "lenet", "mobilenet_v1_025",
+                             "mobilenet_v2_035"]
 
 
 def test_unknown_net_lists_known_names_and_closest():

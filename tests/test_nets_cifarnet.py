@@ -1,8 +1,6 @@
-"""CifarNet: the genuine original checkpoint and the net's keyword arguments."""
+"""CifarNet: the net's keyword arguments (its genuine checkpoint is tested in test_nets.py)."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -10,23 +8,7 @@ import tensorflow as tf
 
 from slimcli import nets, slim
 from slimcli.nets.cifarnet import cifarnet
-from tests.nets_helpers import DATA, max_rel_diff, reference, reference_input
-
-CKPT = os.path.join(DATA, "ckpt", "cifarnet", "model.ckpt")
-
-
-def test_genuine_checkpoint_restores_every_key_and_reproduces_logits():
-    ref = reference("cifarnet")
-    fn = nets.get_network_fn("cifarnet", num_classes=10)
-    fn.build([2, 32, 32, 3])
-    keys = {name for name, _ in slim.list_variables(CKPT)}
-    assert keys == set(fn.variables_dict()), "checkpoint keys differ from the net's variables"
-    restored = slim.assign_from_checkpoint(CKPT, fn.variables_dict())
-    assert sorted(restored) == sorted(keys)
-    logits, end_points = fn(tf.constant(reference_input(32)))
-    assert max_rel_diff(logits, ref["logits"]) < 1e-4
-    assert max_rel_diff(end_points["Predictions"], ref["predictions"]) < 1e-4
-    assert np.argmax(logits.numpy(), axis=1).tolist() == ref["argmax"]
+from tests.nets_helpers import reference
 
 
 def test_num_classes_zero_returns_fc4_features():
