@@ -150,7 +150,7 @@ def main() -> None:
             pair_ratios.append(conv_now[0] / raw_now[0])
             raw, conv = _best(raw, raw_now), _best(conv, conv_now)
         print(f"{'':34} {'images/s':>9} {'images/CPU-s':>13}")
-        for label, (wall, cpu) in ((f"raw read + decode check, 1 thread", raw_one),
+        for label, (wall, cpu) in (("raw read + decode check, 1 thread", raw_one),
                                    (f"raw read + decode check, {args.threads} thr.", raw),
                                    (f"folder conversion, {args.threads} thr.", conv)):
             print(f"{label:34} {wall:9.1f} {cpu:13.1f}")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from slimcli.cli import train as train_cli
 from slimcli.cli.base import parse_flags, run_cli

@@ -21,7 +21,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from slimcli.errors import SlimError
 from slimcli.preprocessing import cifarnet, inception, lenet, vgg
 from slimcli.registry import Registry
 
