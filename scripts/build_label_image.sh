@@ -3,7 +3,8 @@
 #
 #   scripts/build_label_image.sh [OUTPUT]        # default OUTPUT: bin/label_image
 #
-# Environment: PYTHON (the interpreter whose TensorFlow to use; default python3), CXX (g++).
+# Environment: PYTHON (the interpreter whose TensorFlow to use; default python3), CXX (g++),
+# FORCE_BUILD=1 (rebuild even when OUTPUT is newer than its sources).
 # Headers come from tf.sysconfig.get_include(), flags from tf.sysconfig; the binary links
 # libtensorflow_cc.so.2 and libtensorflow_framework.so.2 and finds them through an rpath.
 set -euo pipefail
@@ -34,6 +35,12 @@ for lib in libtensorflow_cc.so.2 libtensorflow_framework.so.2; do
   fi
 done
 
+# Like make: a binary newer than its source, this script and the TensorFlow library is kept.
+if [ -x "$OUTPUT" ] && [ "$OUTPUT" -nt "$SOURCE" ] && [ "$OUTPUT" -nt "$0" ] \
+    && [ "$OUTPUT" -nt "$TF_DIR/libtensorflow_cc.so.2" ] && [ -z "${FORCE_BUILD:-}" ]; then
+  echo "$OUTPUT is up to date (FORCE_BUILD=1 rebuilds it)"
+  exit 0
+fi
 mkdir -p "$(dirname "$OUTPUT")"
 TMP_OUTPUT="$OUTPUT.tmp.$$"
 trap 'rm -f "$TMP_OUTPUT"' EXIT

@@ -68,13 +68,14 @@ def command_path(name: str) -> str:
     return local if os.path.exists(local) else (shutil.which(name) or name)
 
 
-def run(argv: list[str], capture: bool = False) -> str:
+def run(argv: list[str], capture: bool = False, env: dict | None = None) -> str:
     """Prints the command, runs it, stops the walkthrough if it fails."""
     shown = [os.path.basename(argv[0]) if argv[0].startswith(os.path.dirname(sys.executable))
              else argv[0]] + argv[1:]
     print(f"\n$ {' '.join(shlex.quote(a) for a in shown)}", flush=True)
     start = time.time()
-    result = subprocess.run(argv, text=True, stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run(argv, text=True, stdout=subprocess.PIPE if capture else None,
+                            env=None if env is None else {**os.environ, **env})
     if result.returncode != 0:
         raise SystemExit(f"walkthrough: `{shown[0]}` failed with status {result.returncode}")
     if capture:
@@ -92,6 +93,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--min_accuracy", type=float, default=None,
                         help="fail if the evaluated accuracy is lower (default 0.9; 0 with --quick)")
+    parser.add_argument("--bin_dir", default=os.path.join(ROOT, "bin"),
+                        help="where to build the C++ label_image (default: bin/)")
+    parser.add_argument("--summary_json", default="",
+                        help="also write accuracy, both top-1 labels and the time here")
     return parser.parse_args(argv)
 
 
@@ -129,11 +134,14 @@ def main(argv: list[str] | None = None) -> dict:
     run([command_path("slim-freeze"), f"--input_graph={graph}", "--input_binary=true",
          f"--input_checkpoint={os.path.join(train, f'model.ckpt-{steps}')}",
          f"--output_graph={frozen}", "--output_node_names=Predictions/Reshape_1"])
-    run(["bash", os.path.join(ROOT, "scripts", "build_label_image.sh")])
+    # The build reads TensorFlow's headers and libraries from this Python's TensorFlow.
+    label_image = os.path.join(args.bin_dir, "label_image")
+    run(["bash", os.path.join(ROOT, "scripts", "build_label_image.sh"), label_image],
+        env={"PYTHON": sys.executable})
     image = os.path.join(work, "test_triangle.png")
     draw_shape("triangle", np.random.RandomState(12345)).save(image)
     labels = os.path.join(data, "labels.txt")
-    cpp_out = run([os.path.join(ROOT, "bin", "label_image"), f"--graph={frozen}",
+    cpp_out = run([label_image, f"--graph={frozen}",
                    f"--labels={labels}", f"--image={image}", "--input_layer=input",
                    "--output_layer=Predictions/Reshape_1", f"--input_width={IMAGE_SIZE}",
                    f"--input_height={IMAGE_SIZE}", "--input_mean=128", "--input_std=128"],
@@ -147,6 +155,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"label_image says {summary['label_image_top1']!r} for {image} "
           f"(slim-predict: {summary['slim_predict_top1']!r}); "
           f"whole walkthrough {summary['seconds']} s")
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary, f, indent=2)
+    if summary["label_image_top1"] not in CLASSES or \
+            summary["label_image_top1"] != summary["slim_predict_top1"]:
+        raise SystemExit(f"walkthrough: label_image's top-1 {summary['label_image_top1']!r} is "
+                         f"not slim-predict's {summary['slim_predict_top1']!r} or not a class "
+                         f"of {', '.join(CLASSES)}")
     if accuracy < min_accuracy:
         raise SystemExit(f"walkthrough: accuracy {accuracy:.3f} is below {min_accuracy}")
     return summary
