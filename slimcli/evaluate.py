@@ -60,6 +60,7 @@ class EvalConfig:
     output_json: str | None = None
     confusion_matrix: bool = True
     progress: bool = True
+    skip_corrupt: bool = False
 
     def validate(self) -> None:
         if not self.dataset_dir:
@@ -127,7 +128,8 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
 
 
 def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size: int,
-                   preprocessing_name: str, strategy: tf.distribute.Strategy):
+                   preprocessing_name: str, strategy: tf.distribute.Strategy,
+                   stats: Any = None):
     from slimcli.input_pipeline import build_input_pipeline
     from slimcli.preprocessing import get_preprocessing
     preprocess = get_preprocessing(preprocessing_name, is_training=False,
@@ -135,7 +137,8 @@ def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size:
     dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
                                    is_training=False, labels_offset=config.labels_offset,
                                    num_parallel_calls=config.num_preprocessing_threads,
-                                   channels=1 if config.use_grayscale else 3)
+                                   channels=1 if config.use_grayscale else 3,
+                                   skip_corrupt=config.skip_corrupt, stats=stats)
     if strategy.num_replicas_in_sync > 1:
         dataset = strategy.experimental_distribute_dataset(dataset)
     return dataset
@@ -191,7 +194,8 @@ def confusion_cell_size(num_classes: int) -> int:
     return max(4, min(40, 800 // max(num_classes, 1)))
 
 
-def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig) -> dict:
+def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig,
+            stats: Any = None) -> dict:
     """Adds per-class accuracy, writes the confusion PNG/summary and prints the results."""
     matrix = results.pop("eval/ConfusionMatrix", None)
     if matrix is not None:
@@ -219,6 +223,9 @@ def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig) -> 
     print(f"Evaluated {results['checkpoint']} (step {step}) on {split.name}/{split.split_name}:")
     for key in ("eval/Accuracy", "eval/Recall_5", "eval/Loss"):
         print(f"  {key} = {results[key]:.4f}")
+    if stats is not None:
+        results["skipped_records"] = stats.take_skipped()
+        print(f"  skipped {results['skipped_records']} corrupt records (--skip_corrupt)")
     sys.stdout.flush()
     return results
 
@@ -248,8 +255,10 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
         net = nets.get_network_fn(config.model_name, num_classes, is_training=False)
         net.build([None, image_size, image_size, channels])
         metric_map = _metric_map(num_classes, config.confusion_matrix)
+    from slimcli.input_pipeline import PipelineStats
+    stats = PipelineStats() if config.skip_corrupt else None
     dataset = _build_dataset(config, split, image_size,
-                             config.preprocessing_name or spec.preprocessing, strategy)
+                             config.preprocessing_name or spec.preprocessing, strategy, stats)
     step = make_eval_step(net, metric_map, num_classes, strategy)
     restore = make_restore_fn(net, config)
     num_batches = config.max_num_batches or math.ceil(split.num_samples / config.batch_size)
@@ -262,12 +271,12 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
             config.checkpoint_path, restore, step, dataset, metric_map, num_batches,
             config.eval_interval_secs, config.eval_timeout, config.max_number_of_evaluations,
             config.eval_dir, progress=progress,
-            on_result=lambda r: _report(r, split, config))
+            on_result=lambda r: _report(r, split, config, stats))
     else:
         path = slim.resolve_checkpoint_path(config.checkpoint_path)
         results = _report(evaluation.evaluate_once(path, restore, step, dataset, metric_map,
                                                    num_batches, config.eval_dir, progress),
-                          split, config)
+                          split, config, stats)
     if config.output_json:
         _write_json(config.output_json, results)
     return results

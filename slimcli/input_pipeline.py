@@ -152,6 +152,7 @@ class PipelineStats:
         self.examples: list[CorruptRecord] = []
         self._max_examples = max_examples
         self._max_log_lines = max_log_lines
+        self._taken = 0
         self._lock = threading.Lock()
 
     def add(self, files, indices, reasons) -> int:
@@ -168,6 +169,12 @@ class PipelineStats:
                 elif self.skipped % 1000 == 0:
                     logging.warning("skipped %d corrupt records so far", self.skipped)
             return self.skipped
+
+    def take_skipped(self) -> int:
+        """The count of skipped records since the last call (for one evaluation pass)."""
+        with self._lock:
+            count, self._taken = self.skipped - self._taken, self.skipped
+            return count
 
     def __repr__(self) -> str:
         return f"PipelineStats(skipped={self.skipped})"
@@ -306,10 +313,30 @@ def _decode(seq: tf.Tensor, element: dict, channels: int, table) -> dict:
             "status": status, "image": image, "label": label}
 
 
+# Tags the pipeline's own run-time errors inside TensorFlow's InvalidArgumentError text.
+_ERROR_TAG = "slimcli input pipeline: "
+
+
+def pipeline_error_message(error: BaseException) -> str | None:
+    """The pipeline's own message inside a TensorFlow error it raised, else None.
+
+    The checks of the pipeline run inside tf.data, so they surface as
+    `InvalidArgumentError` with an assertion wrapper and the op's name; the
+    commands print just this message as their one-line error.
+    """
+    text = getattr(error, "message", None) or str(error)
+    start = text.find(_ERROR_TAG)
+    if start < 0:
+        return None
+    line = text[start + len(_ERROR_TAG):].split("\n", 1)[0]
+    return line[:line.rfind("]")] if "]" in line else line
+
+
 def _fail(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Tensor:
     """Raises InvalidArgumentError(message_fn()) at run time where `condition` holds."""
     def raise_error():
-        check = tf.debugging.Assert(tf.logical_not(condition), [message_fn()], summarize=1)
+        message = tf.strings.join([_ERROR_TAG, message_fn()])
+        check = tf.debugging.Assert(tf.logical_not(condition), [message], summarize=1)
         with tf.control_dependencies([check]):
             return tf.constant(True)
 

@@ -102,6 +102,7 @@ class TrainConfig:
     keep_checkpoint_every_n_hours: float = 10000.0
     worker_hosts: str | None = None
     file_pattern: str | None = None
+    skip_corrupt: bool = False
     synthetic_data: bool = False
     synthetic_num_classes: int = 10
     progress_bar: bool | None = None

@@ -139,3 +139,42 @@ def test_mismatched_checkpoint_and_bad_input_are_one_line_errors(dataset_dir, tm
     assert _eval([f"--dataset_dir={dataset_dir}", "--dataset_split_name=test",
                   f"--checkpoint_path={tmp_path / 'train'}"]) == 2
     assert "validation" in capsys.readouterr().err
+
+
+def _with_corrupt_record(dataset_dir, target) -> str:
+    """A copy of the converted dataset whose validation file ends with an undecodable image."""
+    import shutil
+    shutil.copytree(dataset_dir, target)
+    (path,) = get_dataset("folder", "validation", str(target)).files
+    records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    bad = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"not a png"])),
+        "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}))
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records + [bad.SerializeToString()]:
+            writer.write(record)
+    return path
+
+
+def test_corrupt_record_fails_with_its_place_or_is_skipped_and_counted(dataset_dir, tmp_path,
+                                                                      capsys):
+    path = _with_corrupt_record(dataset_dir, tmp_path / "records")
+    _checkpoint(str(tmp_path / "train"), len(CLASSES))
+    common = [f"--dataset_dir={tmp_path / 'records'}", f"--checkpoint_path={tmp_path / 'train'}",
+              f"--eval_dir={tmp_path / 'eval'}", "--batch_size=4"]
+    assert _eval(common) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("slim-eval: error:")]
+    assert error.startswith(f"slim-eval: error: corrupt record 11 of {path}: not a ")
+    assert error.endswith("to skip and count corrupt records.") and "--skip_corrupt" in error
+    out = tmp_path / "results.json"
+    assert _eval([*common, "--skip_corrupt", f"--output_json={out}"]) == 0
+    assert "skipped 1 corrupt records" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert results["skipped_records"] == 1 and results["num_examples"] == 11
+    clean = tmp_path / "clean.json"
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'train'}",
+                  f"--eval_dir={tmp_path / 'eval2'}", "--batch_size=4",
+                  f"--output_json={clean}"]) == 0
+    assert results["eval/Accuracy"] == json.loads(clean.read_text())["eval/Accuracy"]

@@ -189,3 +189,27 @@ def test_trains_on_flowers_records_through_the_input_pipeline(tmp_path, capsys):
     assert reader.get_variable_to_shape_map()["LeNet/fc4/weights"] == [1024, 5]
     config = json.loads((tmp_path / "train" / "train_config.json").read_text())
     assert config["num_classes"] == 5 and config["num_samples"] == 3320
+
+
+def test_corrupt_record_stops_training_with_its_place_unless_skipped(tmp_path, capsys):
+    _write_flowers_records(tmp_path / "flowers", count=12)
+    path = tmp_path / "flowers" / "flowers_train_00000-of-00005.tfrecord"
+    records = [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+    bad = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x89PNG bad"])),
+        "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records[:3] + [bad.SerializeToString()] + records[3:]:
+            writer.write(record)
+    argv = ["slim-train", "--model_name=lenet", "--dataset_name=flowers",
+            f"--dataset_dir={tmp_path / 'flowers'}", "--batch_size=4", "--max_number_of_steps=8",
+            "--optimizer=sgd", "--save_summaries_secs=0", "--seed=1"]
+    assert run_cli(train_cli.define_flags, train_cli.main, "slim-train", "",
+                   [*argv, f"--train_dir={tmp_path / 'failed'}"]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("slim-train: error:")]
+    assert f"corrupt record 3 of {path}" in error and "--skip_corrupt" in error
+    assert run_cli(train_cli.define_flags, train_cli.main, "slim-train", "",
+                   [*argv, f"--train_dir={tmp_path / 'train'}", "--skip_corrupt"]) == 0
+    assert int(tf.train.load_checkpoint(str(tmp_path / "train")).get_tensor("global_step")) == 8

@@ -60,9 +60,23 @@ def run_cli(define_flags: DefineFlags, main: Main, prog: str, description: str,
     except SlimError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - only the input pipeline's own checks are caught
+        message = _pipeline_error(e)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def _pipeline_error(error: Exception) -> str | None:
+    """The one-line message of a data error the input pipeline raised through TensorFlow."""
+    if "tensorflow" not in type(error).__module__:
+        return None
+    from slimcli.input_pipeline import pipeline_error_message
+    return pipeline_error_message(error)
 
 
 def exit_with(status: int) -> None:

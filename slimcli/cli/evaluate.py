@@ -51,6 +51,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("clone_on_cpu", False, "Clones on logical CPU devices.", **d)
     flags.DEFINE_string("output_json", None, "Write every metric, the checkpoint and its step "
                         "to this JSON file.", **d)
+    flags.DEFINE_bool("skip_corrupt", False, "Skip corrupt records (each logged and counted "
+                      "in the results) instead of failing on the first.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar (on a terminal).", **d)
 
 

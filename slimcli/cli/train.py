@@ -87,6 +87,8 @@ FLAG_TABLE = (
     (_F, "keep_checkpoint_every_n_hours", 10000.0, "Keep one checkpoint per this many hours."),
     (_S, "worker_hosts", None, "Comma list host:port of all workers (or set TF_CONFIG)."),
     (_S, "file_pattern", None, "File pattern of the split, overriding the dataset's."),
+    (_B, "skip_corrupt", False, "Skip corrupt records (each logged and counted) instead of "
+                                "failing on the first with its file and index."),
     (_B, "synthetic_data", False, "Train on generated images instead of a dataset."),
     (_I, "synthetic_num_classes", 10, "Classes of --synthetic_data."),
 )
