@@ -169,6 +169,14 @@ def test_wrong_rank_and_channels_name_the_expected_shape():
         fn(tf.zeros([1, 28, 28, 1]))
 
 
+def test_too_small_images_name_the_layer_and_the_default_size():
+    fn = nets.get_network_fn("inception_v3", num_classes=5, is_training=True)
+    with pytest.raises(SlimError, match=r"^inception_v3: images of 96x96 are too small for this "
+                                        r"net: .* \(at InceptionV3/AuxLogits/AvgPool_1a_5x5\)"
+                                        r".*default is 299x299"):
+        fn.build([None, 96, 96, 3])
+
+
 def test_num_classes_zero_returns_features():
     fn = nets.get_network_fn("lenet", num_classes=0)
     features, end_points = fn(tf.zeros([2, 28, 28, 1]))

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 import tensorflow as tf
@@ -92,9 +93,23 @@ class NetworkFn(slim.Model):
         images = self._check_images(images)
         scope = self.spec.arg_scope(weight_decay=self.weight_decay, **self.spec.arg_scope_kwargs)
         with slim.arg_scope(scope):
-            result = super().__call__(images, **kwargs)
+            try:
+                result = super().__call__(images, **kwargs)
+            except ValueError as e:
+                if "Negative dimension size" not in str(e):
+                    raise
+                raise SlimError(self._too_small(images, str(e))) from None
         self._channels = int(images.shape[-1])
         return result
+
+    def _too_small(self, images: tf.Tensor, message: str) -> str:
+        node = re.search(r"node ([^}\s]+)", message)
+        where = f" (at {node.group(1).rsplit('/', 1)[0]})" if node else ""
+        size = self.default_image_size
+        return (f"{self.spec.name}: images of {images.shape[1]}x{images.shape[2]} are too small "
+                f"for this net: a feature map shrinks below its kernel{where}. Use a larger "
+                f"image size (the net's default is {size}x{size}: --train_image_size, "
+                f"--eval_image_size or --image_size).")
 
 
 def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0,
