@@ -29,3 +29,35 @@ def test_guide_code_blocks_run(guide, tmp_path, monkeypatch):
     namespace: dict = {"__name__": "__docs__"}
     for line, code in blocks:
         exec(compile(code, f"{path}:{line}", "exec"), namespace)  # noqa: S102
+
+
+def _gen_docs():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "gen_docs.py")
+    spec = importlib.util.spec_from_file_location("gen_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_generated_sections_are_up_to_date():
+    gen_docs = _gen_docs()
+    with open(os.path.join(gen_docs.ROOT, "README.md")) as f:
+        text = f.read()
+    names = re.findall(r"<!-- generated:([\w:-]+) -->", text)
+    assert sorted(names) == sorted(["nets", "flags:label_image",
+                                    *(f"flags:{c}" for c in gen_docs.COMMANDS)])
+    assert gen_docs.render(text) == text, "README.md is stale: run python scripts/gen_docs.py"
+
+
+def test_readme_flag_tables_list_every_flag_of_every_command():
+    from absl import flags
+    gen_docs = _gen_docs()
+    for command, module in gen_docs.COMMANDS.items():
+        fv = flags.FlagValues()
+        __import__(module, fromlist=["define_flags"]).define_flags(fv)
+        table = gen_docs.flag_table(command)
+        assert [f"--{name}" for name in fv] == re.findall(r"^\| `(--\w+)`", table, re.M)
+    nets_rows = re.findall(r"^\| (\w+) \| \d+ \|", gen_docs.nets_table(), re.M)
+    from slimcli.nets import list_nets
+    assert sorted(nets_rows) == sorted(list_nets())
