@@ -5,7 +5,8 @@
 Each net runs at its default image size inside `tf.function`: a forward pass in
 eval mode, and a training pass (forward in training mode, cross-entropy loss,
 gradients of every trainable variable; no optimizer update). Where Keras 3 has
-the same architecture in `keras.applications` (weights=None, logits output) it
+the same architecture (`slimcli.benchmark.keras_model`: keras.applications with
+weights=None and a logits output, or a same-shape Sequential for lenet/cifarnet) it
 runs in the same process with the same batch, input and loss. Figures are the
 median over `--repeats` timed runs of `--steps` steps after `--warmup` steps.
 """
@@ -25,35 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from slimcli import nets  # noqa: E402
+from slimcli.benchmark import keras_model  # noqa: E402
 from slimcli.errors import SlimError  # noqa: E402
-
-# Our net -> (keras.applications class, its keyword arguments): the same architecture.
-KERAS_EQUIVALENTS: dict[str, tuple[str, dict]] = {
-    "vgg_16": ("VGG16", {}),
-    "vgg_19": ("VGG19", {}),
-    "inception_v3": ("InceptionV3", {}),
-    "inception_resnet_v2": ("InceptionResNetV2", {}),
-    "resnet_v1_50": ("ResNet50", {}),
-    "resnet_v1_101": ("ResNet101", {}),
-    "resnet_v1_152": ("ResNet152", {}),
-    "resnet_v2_50": ("ResNet50V2", {}),
-    "resnet_v2_101": ("ResNet101V2", {}),
-    "resnet_v2_152": ("ResNet152V2", {}),
-    "mobilenet_v1": ("MobileNet", {}),
-    "mobilenet_v1_075": ("MobileNet", {"alpha": 0.75}),
-    "mobilenet_v1_050": ("MobileNet", {"alpha": 0.5}),
-    "mobilenet_v1_025": ("MobileNet", {"alpha": 0.25}),
-    "mobilenet_v2": ("MobileNetV2", {}),
-    "mobilenet_v2_140": ("MobileNetV2", {"alpha": 1.4}),
-    "mobilenet_v2_035": ("MobileNetV2", {"alpha": 0.35}),
-    "mobilenet_v3_small": ("MobileNetV3Small", {}),
-    "mobilenet_v3_large": ("MobileNetV3Large", {}),
-    "mobilenet_v3_small_minimalistic": ("MobileNetV3Small", {"minimalistic": True}),
-    "mobilenet_v3_large_minimalistic": ("MobileNetV3Large", {"minimalistic": True}),
-    "nasnet_mobile": ("NASNetMobile", {}),
-    "nasnet_large": ("NASNetLarge", {}),
-}
-
 
 def images_per_sec(step: Callable[[], tf.Tensor], batch_size: int, warmup: int, steps: int,
                    repeats: int) -> float:
@@ -103,15 +77,11 @@ def ours(name: str, images: tf.Tensor, labels: tf.Tensor, jit: bool) -> tuple[Ca
 
 def keras_twin(name: str, images: tf.Tensor, labels: tf.Tensor,
                jit: bool) -> tuple[Callable, Callable] | None:
-    """The keras.applications model of the same architecture, or None."""
-    if name not in KERAS_EQUIVALENTS:
+    """The Keras 3 model of the same architecture (slimcli.benchmark.keras_model), or None."""
+    size, channels = images.shape[1], images.shape[3]
+    model = keras_model(name, size, channels, nets.get_net_spec(name).zoo_num_classes)
+    if model is None:
         return None
-    import keras
-    cls_name, kwargs = KERAS_EQUIVALENTS[name]
-    spec = nets.get_net_spec(name)
-    model = getattr(keras.applications, cls_name)(
-        weights=None, input_shape=tuple(images.shape[1:]), classes=spec.zoo_num_classes,
-        classifier_activation=None, **kwargs)
     return _steps_for(lambda x: model(x, training=False), lambda x: model(x, training=True),
                       lambda: model.trainable_variables, images, labels, jit)
 

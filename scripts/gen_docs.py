@@ -31,6 +31,7 @@ COMMANDS = {
     "slim-export": "slimcli.cli.export",
     "slim-freeze": "slimcli.cli.freeze",
     "slim-predict": "slimcli.cli.predict",
+    "slim-benchmark": "slimcli.cli.benchmark",
 }
 _SECTION = re.compile(r"(<!-- generated:(?P<name>[\w:-]+) -->\n)(?P<body>.*?)"
                       r"(<!-- end generated:(?P=name) -->)", re.S)

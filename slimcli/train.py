@@ -30,7 +30,8 @@ from slimcli.slim import learning, summaries
 from slimcli.slim.moving_averages import ExponentialMovingAverage
 from slimcli.train_data import TrainData, make_train_data
 
-__all__ = ["TrainConfig", "train", "make_init_fn", "select_trainable", "suggest_exclude_scopes"]
+__all__ = ["TrainConfig", "TrainingRun", "train", "setup_training", "make_init_fn",
+           "select_trainable", "suggest_exclude_scopes"]
 
 log = logging.getLogger("slimcli.train")
 
@@ -278,6 +279,40 @@ def _displayable(images: tf.Tensor) -> tf.Tensor:
     return (images - lo) / tf.maximum(hi - lo, 1e-6)
 
 
+@dataclasses.dataclass
+class TrainingRun:
+    """What `setup_training` builds: the net, its train step and its input."""
+    network_fn: Any
+    step: learning.TrainStep
+    ema: ExponentialMovingAverage | None
+    data: TrainData
+    strategy: Any
+
+    def iterator(self) -> Any:
+        """A distributed iterator over the training batches (one per replica a step)."""
+        return iter(self.strategy.distribute_datasets_from_function(self.data.dataset_fn))
+
+
+def setup_training(config: TrainConfig, info: StrategyInfo) -> TrainingRun:
+    """The net, the slim-train step and the input of `config`, built under `info`'s strategy.
+
+    `train` runs this step in its loop; slim-benchmark times it.
+
+    Raises:
+      SlimError: unknown net or dataset, bad settings.
+    """
+    if config.seed is not None:
+        tf.random.set_seed(config.seed)
+    data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
+    network_fn = nets_factory.get_network_fn(config.model_name, data.num_classes,
+                                             weight_decay=config.weight_decay, is_training=True)
+    with info.strategy.scope():
+        network_fn.build([None, data.image_size, data.image_size, data.channels],
+                         dtype=config.compute_dtype)
+        step, ema = _make_step(config, network_fn, data)
+    return TrainingRun(network_fn, step, ema, data, info.strategy)
+
+
 def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
     """Trains as `config` says; returns the final global step.
 
@@ -296,23 +331,15 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
                  "use TF_CONFIG or --worker_hosts for several machines.", config.master)
     info = info or make_strategy(config.num_clones, config.clone_on_cpu, config.num_ps_tasks,
                                  config.worker_hosts, config.task)
-    if config.seed is not None:
-        tf.random.set_seed(config.seed)
-    strategy = info.strategy
-    data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
-    network_fn = nets_factory.get_network_fn(config.model_name, data.num_classes,
-                                             weight_decay=config.weight_decay, is_training=True)
-    with strategy.scope():
-        network_fn.build([None, data.image_size, data.image_size, data.channels],
-                         dtype=config.compute_dtype)
-        step, ema = _make_step(config, network_fn, data)
+    run = setup_training(config, info)
+    network_fn, step, ema, data = run.network_fn, run.step, run.ema, run.data
     if info.is_chief:
         _write_config(config, info, data)
     to_save = {**network_fn.variables_dict(), **step.optimizer.variables_by_name(),
                "global_step": step.global_step}
     if ema is not None:
         to_save.update(ema.variables_by_name())
-    iterator = iter(strategy.distribute_datasets_from_function(data.dataset_fn))
+    iterator = run.iterator()
     summary_fn = _histograms(network_fn, info, data.sample_images() if info.is_chief else None)
     if config.mixed_precision and config.mixed_precision_dtype == "float16" and \
             not tf.config.list_logical_devices("GPU"):

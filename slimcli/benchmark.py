@@ -1,0 +1,480 @@
+"""slim-benchmark as a library: how fast a net trains and infers here, beside Keras 3.
+
+    result = run_benchmark(BenchmarkConfig(model_name="resnet_v1_50", mode="train",
+                                           batch_size=16, compare_keras=True))
+    result["train"]["images_per_sec"]         # median of the timed repeats
+
+Modes: `train` times the real slim-train step (the same `setup_training` that
+`slim-train` runs: forward, loss, backward, RMSProp update, batch-norm updates,
+the loss fetched every step as the training loop does); `inference` times the
+eval-mode forward pass in a `tf.function`; `input` times the training input
+pipeline alone (needs `--data=DATASET_DIR`); `all` runs each that applies. Every
+figure is the median over `repeats` timed runs of `steps` steps after `warmup`
+steps, with the spread (min, max). `compare_keras` runs the keras.applications
+model of the same architecture (or a same-shape Sequential for lenet/cifarnet)
+in the same process under the same batch, precision, XLA and strategy, and
+reports our rate over Keras's: `model.fit` for train, `model.predict` for
+inference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from slimcli.errors import SlimError
+
+__all__ = ["BenchmarkConfig", "MODES", "KERAS_EQUIVALENTS", "run_benchmark", "format_result",
+           "model_flops", "measured_peak_gflops", "keras_model"]
+
+log = logging.getLogger("slimcli.benchmark")
+
+MODES = ("train", "inference", "input", "all")
+
+# Our net -> (keras.applications class, its keyword arguments): the same architecture.
+KERAS_EQUIVALENTS: dict[str, tuple[str, dict]] = {
+    "vgg_16": ("VGG16", {}),
+    "vgg_19": ("VGG19", {}),
+    "inception_v3": ("InceptionV3", {}),
+    "inception_resnet_v2": ("InceptionResNetV2", {}),
+    "resnet_v1_50": ("ResNet50", {}),
+    "resnet_v1_101": ("ResNet101", {}),
+    "resnet_v1_152": ("ResNet152", {}),
+    "resnet_v2_50": ("ResNet50V2", {}),
+    "resnet_v2_101": ("ResNet101V2", {}),
+    "resnet_v2_152": ("ResNet152V2", {}),
+    "mobilenet_v1": ("MobileNet", {}),
+    "mobilenet_v1_075": ("MobileNet", {"alpha": 0.75}),
+    "mobilenet_v1_050": ("MobileNet", {"alpha": 0.5}),
+    "mobilenet_v1_025": ("MobileNet", {"alpha": 0.25}),
+    "mobilenet_v2": ("MobileNetV2", {}),
+    "mobilenet_v2_140": ("MobileNetV2", {"alpha": 1.4}),
+    "mobilenet_v2_035": ("MobileNetV2", {"alpha": 0.35}),
+    "mobilenet_v3_small": ("MobileNetV3Small", {}),
+    "mobilenet_v3_large": ("MobileNetV3Large", {}),
+    "mobilenet_v3_small_minimalistic": ("MobileNetV3Small", {"minimalistic": True}),
+    "mobilenet_v3_large_minimalistic": ("MobileNetV3Large", {"minimalistic": True}),
+    "nasnet_mobile": ("NASNetMobile", {}),
+    "nasnet_large": ("NASNetLarge", {}),
+    "lenet": ("Sequential", {}),
+    "cifarnet": ("Sequential", {}),
+}
+# slim-train's default optimizer and its flags' defaults.
+RMSPROP = {"rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    """The settings of `slim-benchmark`; field names are the flag names."""
+    model_name: str = "inception_v3"
+    mode: str = "all"
+    batch_size: int = 32
+    image_size: int | None = None
+    num_classes: int | None = None
+    num_clones: int = 1
+    clone_on_cpu: bool = False
+    mixed_precision: bool = False
+    mixed_precision_dtype: str = "float16"
+    jit_compile: bool = False
+    data: str = "synthetic"
+    dataset_name: str | None = None
+    dataset_split_name: str = "train"
+    warmup_steps: int = 3
+    steps: int = 10
+    repeats: int = 3
+    compare_keras: bool = False
+    output_json: str | None = None
+
+    def validate(self) -> None:
+        """Raises SlimError naming a bad value and the fix."""
+        if self.mode not in MODES:
+            raise SlimError(f"--mode={self.mode!r} is not one of {', '.join(MODES)}.")
+        for name in ("batch_size", "steps", "repeats", "num_clones"):
+            if getattr(self, name) < 1:
+                raise SlimError(f"--{name} must be >= 1. Received: --{name}={getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise SlimError(f"--warmup_steps must be >= 0. Received: {self.warmup_steps}")
+        if self.mode == "input" and self.synthetic:
+            raise SlimError("--mode=input times the input pipeline and needs "
+                            "--data=DATASET_DIR (converted TFRecords).")
+        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
+            raise SlimError(f"--mixed_precision_dtype={self.mixed_precision_dtype!r}: use "
+                            f"float16 or bfloat16.")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data == "synthetic"
+
+    @property
+    def modes(self) -> list[str]:
+        if self.mode != "all":
+            return [self.mode]
+        return ["train", "inference"] + ([] if self.synthetic else ["input"])
+
+
+# ---------------------------------------------------------------- measuring
+def time_steps(run_step: Callable[[], Any], sync: Callable[[Any], Any], images_per_step: int,
+               warmup: int, steps: int, repeats: int) -> dict:
+    """Images/sec of `run_step` over `repeats` timed runs of `steps` calls.
+
+    `sync(output)` waits for the device (fetching a value); each timed run ends
+    with it, so asynchronous work is counted.
+
+    Returns:
+      `images_per_sec` (median), `min`, `max`, `step_time_ms` (at the median),
+      `images_per_cpu_sec` (process CPU time, for shared machines) and `rates`.
+    """
+    out = None
+    for _ in range(warmup):
+        out = run_step()
+    if out is not None:
+        sync(out)
+    rates, cpu_rates = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            out = run_step()
+        sync(out)
+        wall, used = time.perf_counter() - start, time.process_time() - cpu
+        rates.append(images_per_step * steps / wall)
+        cpu_rates.append(images_per_step * steps / max(used, 1e-9))
+    median = statistics.median(rates)
+    return {"images_per_sec": median, "min": min(rates), "max": max(rates),
+            "step_time_ms": 1000.0 * images_per_step / median,
+            "images_per_cpu_sec": statistics.median(cpu_rates), "rates": rates}
+
+
+def peak_host_memory_mb() -> float:
+    """The process's peak resident memory so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _gpus() -> list:
+    return tf.config.list_logical_devices("GPU")
+
+
+def _reset_device_memory() -> None:
+    for device in _gpus():
+        try:
+            tf.config.experimental.reset_memory_stats(device.name)
+        except (ValueError, tf.errors.OpError):
+            pass
+
+
+def peak_device_memory_mb() -> float | None:
+    """The peak memory of the first GPU since the last reset (MiB); None without a GPU."""
+    gpus = _gpus()
+    if not gpus:
+        return None
+    return tf.config.experimental.get_memory_info(gpus[0].name)["peak"] / 2**20
+
+
+def model_flops(forward: Callable, input_shape: list[int], dtype: tf.DType = tf.float32) -> int:
+    """Floating-point operations of one call of `forward` on `input_shape` (from its graph)."""
+    from tensorflow.python.profiler import model_analyzer, option_builder
+    concrete = tf.function(forward, autograph=False).get_concrete_function(
+        tf.TensorSpec(input_shape, dtype))
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
+
+
+def measured_peak_gflops(dtype: tf.DType = tf.float32, seconds: float = 1.0) -> float:
+    """This machine's matmul rate (GFLOP/s): the yardstick for the FLOP fraction."""
+    n = 4096 if _gpus() else 1024
+    a = tf.random.uniform([n, n], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[0, :1], tf.float32)))
+    matmul().numpy()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(4):
+            out = matmul()
+        out.numpy()
+        best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# ---------------------------------------------------------------- slimcli's side
+def _train_config(config: BenchmarkConfig, num_classes: int):
+    from slimcli.train import TrainConfig
+    values = dict(model_name=config.model_name, batch_size=config.batch_size,
+                  train_image_size=config.image_size, num_clones=config.num_clones,
+                  clone_on_cpu=config.clone_on_cpu, mixed_precision=config.mixed_precision,
+                  mixed_precision_dtype=config.mixed_precision_dtype,
+                  jit_compile=config.jit_compile, seed=0, progress_bar=False, **RMSPROP)
+    if config.synthetic:
+        values.update(synthetic_data=True, synthetic_num_classes=num_classes)
+    else:
+        values.update(dataset_name=_dataset_name(config), dataset_dir=config.data,
+                      dataset_split_name=config.dataset_split_name)
+    return TrainConfig(**values)
+
+
+def _dataset_name(config: BenchmarkConfig) -> str:
+    if config.dataset_name:
+        return config.dataset_name
+    from slimcli.datasets.spec import read_descriptor
+    if not os.path.isdir(config.data):
+        raise SlimError(f"--data={config.data!r} is neither 'synthetic' nor a directory; pass "
+                        f"--data=synthetic or the --dataset_dir of slim-download.")
+    descriptor = read_descriptor(config.data)
+    if descriptor is None:
+        raise SlimError(f"--data={config.data} has no dataset.json; pass --dataset_name=NAME "
+                        f"(flowers, cifar10, ...) too.")
+    return descriptor["name"]
+
+
+def bench_train(config: BenchmarkConfig, info: Any, num_classes: int) -> tuple[dict, Any]:
+    """The slim-train step's rate, and the training input it read."""
+    from slimcli.train import setup_training
+    run = setup_training(_train_config(config, num_classes), info)
+    iterator = run.iterator()
+    result = time_steps(lambda: run.step(iterator)["total_loss"], lambda loss: float(loss),
+                        config.batch_size * info.num_replicas, config.warmup_steps,
+                        config.steps, config.repeats)
+    return result, run.data
+
+
+def bench_inference(config: BenchmarkConfig, info: Any, num_classes: int, size: int,
+                    channels: int, dtype: tf.DType) -> dict:
+    """The eval-mode forward pass's rate on one fixed batch per replica."""
+    from slimcli.nets import nets_factory
+    net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
+    strategy = info.strategy
+    batch = config.batch_size
+    images = tf.random.stateless_uniform([batch, size, size, channels], seed=[0, 1],
+                                         minval=-1, maxval=1)
+    with strategy.scope():
+        net.build([None, size, size, channels], dtype=dtype)
+
+    @tf.function(jit_compile=config.jit_compile, autograph=False)
+    def forward(x):
+        return tf.reduce_sum(tf.cast(net(tf.cast(x, dtype))[0], tf.float32))
+
+    step = tf.function(lambda: strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(forward, args=(images,)), axis=None))
+    return time_steps(step, lambda out: out.numpy(), batch * info.num_replicas,
+                      config.warmup_steps, config.steps, config.repeats)
+
+
+def bench_input(config: BenchmarkConfig, data: Any) -> dict:
+    """The training input pipeline alone (read, decode, preprocess, batch) of one replica."""
+    iterator = iter(data.dataset_fn(tf.distribute.InputContext()))
+    return time_steps(lambda: next(iterator)[1], lambda labels: labels.numpy(),
+                      config.batch_size, config.warmup_steps, config.steps, config.repeats)
+
+
+# ---------------------------------------------------------------- Keras's side
+def keras_model(name: str, size: int, channels: int, num_classes: int):
+    """The Keras 3 model of the same architecture as our `name`, or None."""
+    if name not in KERAS_EQUIVALENTS:
+        return None
+    import keras
+    layers = keras.layers
+    if name == "lenet":
+        return keras.Sequential([
+            keras.Input((size, size, channels)),
+            layers.Conv2D(32, 5, padding="same", activation="relu"), layers.MaxPool2D(2),
+            layers.Conv2D(64, 5, padding="same", activation="relu"), layers.MaxPool2D(2),
+            layers.Flatten(), layers.Dense(1024, activation="relu"), layers.Dropout(0.5),
+            layers.Dense(num_classes)])
+    if name == "cifarnet":
+        def lrn():
+            return layers.Lambda(lambda x: tf.nn.local_response_normalization(
+                x, 4, bias=1.0, alpha=0.001 / 9.0, beta=0.75))
+        return keras.Sequential([
+            keras.Input((size, size, channels)),
+            layers.Conv2D(64, 5, padding="same", activation="relu"), layers.MaxPool2D(2, 2),
+            lrn(), layers.Conv2D(64, 5, padding="same", activation="relu"), lrn(),
+            layers.MaxPool2D(2, 2), layers.Flatten(), layers.Dense(384, activation="relu"),
+            layers.Dropout(0.5), layers.Dense(192, activation="relu"), layers.Dense(num_classes)])
+    cls_name, kwargs = KERAS_EQUIVALENTS[name]
+    return getattr(keras.applications, cls_name)(
+        weights=None, input_shape=(size, size, channels), classes=num_classes,
+        classifier_activation=None, **kwargs)
+
+
+def _keras_timed(fit_or_predict: Callable[[int], Any], images_per_step: int,
+                 config: BenchmarkConfig) -> dict:
+    """Keras runs whole loops: one call of `steps` steps is one timed run."""
+    def sync(_):
+        return None
+    fit_or_predict(max(config.warmup_steps, 1))
+    result = time_steps(lambda: fit_or_predict(config.steps), sync, images_per_step * config.steps,
+                        0, 1, config.repeats)
+    result["step_time_ms"] /= config.steps
+    return result
+
+
+def bench_keras(config: BenchmarkConfig, info: Any, mode: str, num_classes: int, size: int,
+                channels: int) -> dict | None:
+    """Keras 3 `fit` (train) or `predict` (inference) of the twin under the same settings."""
+    import keras
+    policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(
+            "mixed_float16" if config.mixed_precision_dtype == "float16" else "mixed_bfloat16")
+    try:
+        with info.strategy.scope():
+            model = keras_model(config.model_name, size, channels, num_classes)
+            if model is None:
+                return None
+            model.compile(optimizer=keras.optimizers.RMSprop(0.01, rho=0.9, momentum=0.9,
+                                                             epsilon=1.0),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          jit_compile=config.jit_compile)
+        batch = config.batch_size * info.num_replicas
+        from slimcli.train_data import synthetic_dataset
+        data = synthetic_dataset(batch, size, num_classes, channels)
+        images = next(iter(data))[0]
+        if mode == "train":
+            run = lambda n: model.fit(data, steps_per_epoch=n, epochs=1, verbose=0,  # noqa
+                                      shuffle=False)
+        else:
+            run = lambda n: model.predict(tf.data.Dataset.from_tensors(images).repeat(n),  # noqa
+                                          verbose=0)
+        return _keras_timed(run, batch, config)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+# ---------------------------------------------------------------- the run
+def _machine() -> dict:
+    gpus = tf.config.list_physical_devices("GPU")
+    device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+              if gpus else f"CPU ({os.cpu_count()} cores visible)")
+    return {"device": device, "tensorflow": tf.__version__, "gpus": len(gpus)}
+
+
+def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
+    """Runs the modes of `config`; returns (and with `output_json` writes) the figures.
+
+    Raises:
+      SlimError: a bad setting, an unknown net or dataset.
+    """
+    from slimcli.distribute import make_strategy
+    from slimcli.nets import nets_factory
+    config.validate()
+    spec = nets_factory.get_net_spec(config.model_name)
+    info = info or make_strategy(config.num_clones, config.clone_on_cpu)
+    dtype = tf.as_dtype(config.mixed_precision_dtype) if config.mixed_precision else tf.float32
+    num_classes = config.num_classes or spec.zoo_num_classes
+    result: dict[str, Any] = {"config": dataclasses.asdict(config), "machine": _machine(),
+                              "num_replicas": info.num_replicas}
+    data = None
+    if "train" in config.modes:
+        _reset_device_memory()
+        train, data = bench_train(config, info, num_classes)
+        result["train"] = _with_memory(train)
+    elif "input" in config.modes:
+        from slimcli.train_data import make_train_data
+        data = make_train_data(_train_config(config, num_classes), spec, info)
+    if data is not None:
+        num_classes, size, channels = data.num_classes, data.image_size, data.channels
+    else:
+        size, channels = config.image_size or spec.default_image_size, 3
+        if not config.synthetic:
+            from slimcli import datasets
+            split = datasets.get_dataset(_dataset_name(config), config.dataset_split_name,
+                                         config.data)
+            num_classes = split.num_classes
+    result.update(model_name=config.model_name, image_size=size, num_classes=num_classes)
+    if "inference" in config.modes:
+        _reset_device_memory()
+        result["inference"] = _with_memory(
+            bench_inference(config, info, num_classes, size, channels, dtype))
+    if "input" in config.modes:
+        result["input"] = bench_input(config, data)
+    _add_flops(result, config, num_classes, size, channels, dtype)
+    if config.compare_keras:
+        _add_keras(result, config, info, num_classes, size, channels)
+    if config.output_json:
+        _write_json(config.output_json, result)
+    return result
+
+
+def _with_memory(figures: dict) -> dict:
+    figures["peak_host_memory_mb"] = peak_host_memory_mb()
+    figures["peak_device_memory_mb"] = peak_device_memory_mb()
+    return figures
+
+
+def _add_flops(result: dict, config: BenchmarkConfig, num_classes: int, size: int,
+               channels: int, dtype: tf.DType) -> None:
+    """GFLOPs per image (forward; a training step counts 3x), achieved GFLOP/s, % of peak."""
+    from slimcli.nets import nets_factory
+    net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
+    forward = model_flops(lambda x: net(x)[0], [1, size, size, channels])
+    peak = measured_peak_gflops(dtype)
+    result.update(gflops_per_image=forward / 1e9, machine_peak_gflops=peak)
+    for mode, factor in (("train", 3), ("inference", 1)):
+        if mode in result:
+            achieved = result[mode]["images_per_sec"] * factor * forward / 1e9
+            result[mode].update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
+
+
+def _add_keras(result: dict, config: BenchmarkConfig, info: Any, num_classes: int, size: int,
+               channels: int) -> None:
+    for mode in ("train", "inference"):
+        if mode not in result:
+            continue
+        keras_figures = bench_keras(config, info, mode, num_classes, size, channels)
+        if keras_figures is None:
+            result["keras"] = f"no keras.applications equivalent of {config.model_name}"
+            return
+        result[mode]["keras"] = keras_figures
+        result[mode]["ratio_to_keras"] = (result[mode]["images_per_sec"]
+                                          / keras_figures["images_per_sec"])
+
+
+def _write_json(path: str, payload: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def format_result(result: dict) -> str:
+    """The human-readable report slim-benchmark prints."""
+    cfg = result["config"]
+    lines = [f"{result['model_name']} at {result['image_size']}x{result['image_size']}, batch "
+             f"{cfg['batch_size']} x {result['num_replicas']} replica(s), "
+             f"{'mixed ' + cfg['mixed_precision_dtype'] if cfg['mixed_precision'] else 'float32'}"
+             f"{', XLA' if cfg['jit_compile'] else ''}, data {cfg['data']}; "
+             f"{result['machine']['device']}, TensorFlow {result['machine']['tensorflow']}",
+             f"model: {result['gflops_per_image']:.3f} GFLOPs per image (forward); machine "
+             f"peak {result['machine_peak_gflops']:.0f} GFLOP/s (measured matmul)"]
+    for mode in ("train", "inference", "input"):
+        if mode not in result:
+            continue
+        r = result[mode]
+        line = (f"{mode:9s} {r['images_per_sec']:9.1f} images/sec (min {r['min']:.1f}, max "
+                f"{r['max']:.1f}), step {r['step_time_ms']:.1f} ms, "
+                f"{r['images_per_cpu_sec']:.1f} images/CPU-sec")
+        if "gflops_per_sec" in r:
+            line += f", {r['gflops_per_sec']:.0f} GFLOP/s = {100 * r['peak_fraction']:.0f}% of peak"
+        if r.get("peak_host_memory_mb"):
+            line += f", peak host {r['peak_host_memory_mb']:.0f} MiB"
+        if r.get("peak_device_memory_mb") is not None:
+            line += f", peak device {r['peak_device_memory_mb']:.0f} MiB"
+        lines.append(line)
+        if "keras" in r:
+            k = r["keras"]
+            lines.append(f"{'':9s} keras 3 {'fit' if mode == 'train' else 'predict'}: "
+                         f"{k['images_per_sec']:.1f} images/sec (min {k['min']:.1f}, max "
+                         f"{k['max']:.1f}); slimcli / keras = {r['ratio_to_keras']:.2f}")
+    if isinstance(result.get("keras"), str):
+        lines.append(result["keras"])
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""slim-benchmark: the modes on tiny runs, the Keras comparison, FLOPs, the timing arithmetic."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from slimcli import benchmark
+from slimcli.benchmark import BenchmarkConfig, run_benchmark
+from slimcli.cli import benchmark as benchmark_cli
+from slimcli.cli import download as download_cli
+from slimcli.cli.base import run_cli
+from slimcli.errors import SlimError
+
+TINY = dict(warmup_steps=1, steps=2, repeats=2)
+
+
+def _cli(argv: list[str]) -> int:
+    return run_cli(benchmark_cli.define_flags, benchmark_cli.main, "slim-benchmark", "",
+                   ["slim-benchmark", *argv])
+
+
+def test_all_modes_on_synthetic_data_print_and_write_every_figure(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert _cli(["--model_name=lenet", "--batch_size=4", "--warmup_steps=1", "--steps=2",
+                 "--repeats=2", f"--output_json={out}"]) == 0
+    printed = capsys.readouterr().out
+    assert "lenet at 28x28, batch 4 x 1 replica(s), float32, data synthetic" in printed
+    assert "GFLOPs per image" in printed and "% of peak" in printed
+    result = json.loads(out.read_text())
+    assert set(result) >= {"train", "inference", "gflops_per_image", "machine_peak_gflops"}
+    assert "input" not in result  # synthetic data: no pipeline to time
+    for mode in ("train", "inference"):
+        figures = result[mode]
+        assert len(figures["rates"]) == 2
+        assert figures["min"] <= figures["images_per_sec"] <= figures["max"]
+        assert figures["step_time_ms"] == pytest.approx(4000.0 / figures["images_per_sec"])
+        assert figures["peak_host_memory_mb"] > 0 and figures["peak_device_memory_mb"] is None
+    # LeNet's forward pass, counted from its layers (a multiply-add is 2 FLOPs).
+    macs = 28 * 28 * 5 * 5 * 3 * 32 + 14 * 14 * 5 * 5 * 32 * 64 + 7 * 7 * 64 * 1024 + 1024 * 10
+    assert result["gflops_per_image"] == pytest.approx(2 * macs / 1e9, rel=0.02)
+
+
+def test_compare_keras_reports_the_ratio_in_the_same_run():
+    result = run_benchmark(BenchmarkConfig(model_name="cifarnet", mode="all", batch_size=4,
+                                           compare_keras=True, **TINY))
+    for mode in ("train", "inference"):
+        keras = result[mode]["keras"]
+        assert keras["images_per_sec"] > 0
+        assert result[mode]["ratio_to_keras"] == pytest.approx(
+            result[mode]["images_per_sec"] / keras["images_per_sec"])
+    text = benchmark.format_result(result)
+    assert "keras 3 fit:" in text and "keras 3 predict:" in text
+
+
+def test_keras_twin_lookup_covers_lenet_and_not_alexnet():
+    result = run_benchmark(BenchmarkConfig(model_name="lenet", mode="inference", batch_size=2,
+                                           compare_keras=True, image_size=28, **TINY))
+    assert "keras" in result["inference"]  # lenet has a same-shape Sequential twin
+    assert benchmark.keras_model("alexnet_v2", 224, 3, 10) is None
+
+
+def test_keras_twins_have_our_parameter_counts():
+    for name, size, classes in (("lenet", 28, 10), ("cifarnet", 32, 10)):
+        from slimcli.nets import get_network_fn
+        net = get_network_fn(name, classes)
+        net.build([1, size, size, 3])
+        ours = sum(int(np.prod(v.shape)) for v in net.trainable_variables)
+        assert benchmark.keras_model(name, size, 3, classes).count_params() == ours, name
+
+
+def test_keras_equivalents_exist_in_keras_applications():
+    keras = pytest.importorskip("keras")
+    for name, (cls_name, _) in benchmark.KERAS_EQUIVALENTS.items():
+        assert cls_name == "Sequential" or hasattr(keras.applications, cls_name), name
+
+
+@pytest.fixture(scope="module")
+def folder_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_data")
+    rng = np.random.RandomState(0)
+    for c in range(2):
+        os.makedirs(root / "images" / f"class{c}")
+        for i in range(12):
+            Image.fromarray((rng.rand(30, 30, 3) * 255).astype(np.uint8)).save(
+                root / "images" / f"class{c}" / f"{i}.png")
+    with pytest.raises(SystemExit) as exit_info:
+        download_cli.run(["slim-download", "--dataset_name=folder", "--noprogress",
+                          f"--image_dir={root / 'images'}", f"--dataset_dir={root / 'data'}"])
+    assert exit_info.value.code == 0
+    return str(root / "data")
+
+
+def test_real_data_times_the_input_pipeline_and_reads_the_descriptor(folder_dataset):
+    result = run_benchmark(BenchmarkConfig(model_name="lenet", mode="all", batch_size=4,
+                                           data=folder_dataset, **TINY))
+    assert set(result) >= {"train", "inference", "input"}
+    assert result["num_classes"] == 2  # from the dataset, not the net's default
+    assert result["input"]["images_per_sec"] > 0
+    only_input = run_benchmark(BenchmarkConfig(model_name="lenet", mode="input", batch_size=4,
+                                               data=folder_dataset, **TINY))
+    assert set(only_input) & {"train", "inference"} == set()
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+    assert _cli(["--model_name=lenet", "--mode=input"]) == 2
+    assert "--mode=input times the input pipeline and needs --data=DATASET_DIR" in \
+        capsys.readouterr().err
+    assert _cli(["--model_name=lenet", "--steps=0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
+    assert _cli(["--model_name=lenett"]) == 2
+    assert "lenet" in capsys.readouterr().err
+    assert _cli(["--model_name=lenet", f"--data={tmp_path / 'none'}"]) == 2
+    assert "is neither 'synthetic' nor a directory" in capsys.readouterr().err
+    with pytest.raises(SlimError, match="float16 or bfloat16"):
+        BenchmarkConfig(mixed_precision_dtype="int8").validate()
+
+
+def test_time_steps_arithmetic(monkeypatch):
+    clock = iter([0.0, 2.0, 10.0, 11.0])  # start and end of each timed run
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(clock))
+    times = iter([0.0, 1.0, 0.0, 0.5])
+    monkeypatch.setattr(benchmark.time, "process_time", lambda: next(times))
+    calls = []
+    figures = benchmark.time_steps(lambda: calls.append(1) or tf.constant(1.0), lambda x: x,
+                                   images_per_step=8, warmup=1, steps=4, repeats=2)
+    assert len(calls) == 1 + 2 * 4
+    assert figures["rates"] == [16.0, 32.0]  # 32 images in 2 s, then in 1 s
+    assert figures["images_per_sec"] == 24.0 and figures["min"] == 16.0
+    assert figures["images_per_cpu_sec"] == pytest.approx(48.0)  # 32/1 and 32/0.5
