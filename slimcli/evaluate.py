@@ -155,9 +155,15 @@ def _metric_map(num_classes: int, with_confusion: bool) -> metrics.MetricMap:
 def make_eval_step(net: nets.NetworkFn, metric_map: metrics.MetricMap, num_classes: int,
                    strategy: tf.distribute.Strategy):
     """A tf.function that runs the net on a batch and updates every metric."""
-    def replica_step(images, labels):
+    def forward(images):
         logits, _ = net(images, is_training=False)
-        logits = tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
+        return tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
+
+    def replica_step(images, labels):
+        # The final partial batch, split across replicas, can leave a replica with no
+        # example; TensorFlow's fused convolutions fail on an empty batch, so skip the net.
+        logits = tf.cond(tf.shape(images)[0] > 0, lambda: forward(images),
+                         lambda: tf.zeros([0, num_classes], tf.float32))
         predictions = tf.argmax(logits, 1)
         metric_map["eval/Accuracy"].update(predictions, labels)
         metric_map["eval/Recall_5"].update(logits, labels)

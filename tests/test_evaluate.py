@@ -178,3 +178,62 @@ def test_corrupt_record_fails_with_its_place_or_is_skipped_and_counted(dataset_d
                   f"--eval_dir={tmp_path / 'eval2'}", "--batch_size=4",
                   f"--output_json={clean}"]) == 0
     assert results["eval/Accuracy"] == json.loads(clean.read_text())["eval/Accuracy"]
+
+
+def _event_tags(directory) -> set[str]:
+    import glob
+    tags = set()
+    for path in glob.glob(os.path.join(str(directory), "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def test_two_clones_agree_with_one_and_summaries_carry_the_original_names(dataset_dir, tmp_path,
+                                                                         capsys):
+    _checkpoint(str(tmp_path / "train"), len(CLASSES))
+    results = {}
+    for clones in (1, 2):
+        out = tmp_path / f"clones{clones}.json"
+        assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'train'}",
+                      f"--eval_dir={tmp_path / f'eval{clones}'}", "--batch_size=2",
+                      f"--num_clones={clones}", "--clone_on_cpu", f"--output_json={out}"]) == 0
+        results[clones] = json.loads(out.read_text())
+    for key in ("eval/Accuracy", "eval/Recall_5", "eval/Loss", "num_examples"):
+        assert results[2][key] == pytest.approx(results[1][key], rel=1e-5), key
+    printed = capsys.readouterr().out
+    assert "  eval/Accuracy = " in printed and "  eval/Recall_5 = " in printed
+    assert {"eval/Accuracy", "eval/Recall_5", "eval/Loss", "eval/ConfusionMatrix"} <= \
+        _event_tags(tmp_path / "eval1")
+
+
+def test_no_dataset_dir_and_an_empty_split_are_one_line_errors(tmp_path, capsys):
+    assert _eval([f"--checkpoint_path={tmp_path}"]) == 2
+    assert "--dataset_dir is required" in capsys.readouterr().err
+    root = tmp_path / "images"
+    for name in CLASSES:
+        os.makedirs(root / name)
+        Image.fromarray(np.zeros([28, 28, 3], np.uint8)).save(root / name / "0.png")
+    with pytest.raises(SystemExit):
+        download_cli.run(["slim-download", "--dataset_name=folder", f"--image_dir={root}",
+                          f"--dataset_dir={tmp_path / 'records'}", "--num_validation=0"])
+    capsys.readouterr()
+    _checkpoint(str(tmp_path / "train"), len(CLASSES))
+    assert _eval([f"--dataset_dir={tmp_path / 'records'}",
+                  f"--checkpoint_path={tmp_path / 'train'}"]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines()
+                if line.startswith("slim-eval: error:")]
+    assert "validation" in error and "--dataset_split_name" in error
+
+
+def test_preprocessing_name_overrides_the_nets_own(dataset_dir, tmp_path):
+    _checkpoint(str(tmp_path / "train"), len(CLASSES))
+    losses = {}
+    for name in (None, "lenet", "cifarnet"):
+        out = tmp_path / f"{name}.json"
+        argv = [f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'train'}",
+                f"--eval_dir={tmp_path / 'e'}", f"--output_json={out}"]
+        assert _eval(argv + ([f"--preprocessing_name={name}"] if name else [])) == 0
+        losses[name] = json.loads(out.read_text())["eval/Loss"]
+    assert losses["lenet"] == losses[None]  # lenet's own preprocessing is lenet
+    assert losses["cifarnet"] != pytest.approx(losses[None])
