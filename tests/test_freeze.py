@@ -148,3 +148,32 @@ def test_labels_file_formats(tmp_path):
     assert read_labels(str(tmp_path / "plain.txt")) == {0: "background", 1: "daisy"}
     assert format_top_k(np.array([[0.25, 0.75]]), {0: "a", 1: "b"}) == ["b (1): 0.75",
                                                                         "a (0): 0.25"]
+
+
+def test_export_flags_shape_the_graph(tmp_path, capsys):
+    def export_graph(*flags_):
+        out = tmp_path / "g.pb"
+        assert _cli(export_cli, "slim-export", ["--model_name=lenet", f"--output_file={out}",
+                                                *flags_]) == 0
+        text = capsys.readouterr().out
+        nodes = {n.name: n for n in load_graph_def(str(out)).node}
+        return text, nodes
+
+    def dims(node):
+        return [d.size for d in node.attr["shape"].shape.dim]
+
+    text, nodes = export_graph("--labels_offset=1", "--image_size=56", "--batch_size=2",
+                               "--use_grayscale")
+    assert dims(nodes["input"]) == [2, 56, 56, 1]  # batch, --image_size, one gray channel
+    assert dims(nodes["LeNet/conv1/weights"]) == [5, 5, 1, 32]
+    assert dims(nodes["LeNet/fc3/weights"]) == [14 * 14 * 64, 1024]
+    assert dims(nodes["LeNet/fc4/weights"]) == [1024, 1000]  # ImageNet's 1001 minus the offset
+    assert "input node:  input  float32 [2, 56, 56, 1]" in text
+    assert "--input_width=56 --input_height=56 --input_mean=128 --input_std=128" in text
+    _, training = export_graph("--is_training", "--num_classes=5")
+    _, inference = export_graph("--num_classes=5")
+    # dropout draws random numbers only in the training-mode graph
+    assert any(n.op == "RandomUniform" and "dropout" in name.lower()
+               for name, n in training.items())
+    assert not any(n.op == "RandomUniform" and "dropout" in name.lower()
+                   for name, n in inference.items())

@@ -76,6 +76,22 @@ def test_unknown_output_layer_lists_candidates(binary, frozen):
     assert OUTPUT in result.stderr
 
 
+def test_missing_graph_labels_and_input_layer_name_the_flag(binary, frozen):
+    image = write_image(str(frozen["tmp"] / "y.png"), 28, 28)
+    common = [f"--image={image}", *FLAGS]
+    result = _run(binary, "--graph=/nonexistent/g.pb", f"--labels={frozen['labels']}", *common)
+    assert result.returncode == 1
+    assert "graph file '/nonexistent/g.pb' does not exist; pass an existing file with --graph=" \
+        in result.stderr
+    result = _run(binary, f"--graph={frozen['graph']}", "--labels=/nonexistent/l.txt", *common)
+    assert result.returncode == 1
+    assert "labels file '/nonexistent/l.txt' does not exist" in result.stderr
+    result = _run(binary, f"--graph={frozen['graph']}", f"--labels={frozen['labels']}", *common,
+                  "--input_layer=images")
+    assert result.returncode == 1
+    assert "--input_layer=images" in result.stderr and "input" in result.stderr
+
+
 def test_not_an_image(binary, frozen):
     result = _run(binary, f"--image={frozen['labels']}", f"--graph={frozen['graph']}",
                   f"--labels={frozen['labels']}", *FLAGS)

@@ -182,3 +182,12 @@ def test_loss_scale_skips_overflowing_step_and_halves():
     step(it)
     step(it)  # two good steps in a row: scale doubles
     assert w.numpy()[0] == pytest.approx(-2.0) and float(scale.scale.numpy()) == 8.0
+
+
+def test_summarize_gradients_reports_each_gradient_norm():
+    model = _toy()
+    x = [3.0, 0.0, 4.0, 1.0, 1.0]
+    _, metrics = _one_step(model, optimization.make_optimizer("sgd", {}), x, learning_rate=0.1,
+                           summarize_gradients=True)
+    assert metrics["gradient_norm/toy/w"] == pytest.approx(5.0)  # d/dw = x[:3]
+    assert metrics["gradient_norm/toy/u"] == pytest.approx(math.sqrt(2.0))

@@ -255,3 +255,11 @@ def test_unknown_preprocessing_lists_names_and_closest_match():
 def test_unknown_model_lists_models():
     with pytest.raises(SlimError, match="unknown model --model_name='resnet_v1_5'.*Did you mean"):
         preprocessing_name_for_model("resnet_v1_5")
+
+
+def test_every_net_of_the_registry_names_the_tables_preprocessing():
+    from slimcli.nets import NETS_REGISTRY
+    specs = dict(NETS_REGISTRY.items())
+    assert sorted(specs) == sorted(PREPROCESSING_FOR_MODEL)
+    for name, spec in specs.items():
+        assert spec.preprocessing == PREPROCESSING_FOR_MODEL[name], name

@@ -125,6 +125,23 @@ def test_batch_norm_on_2d_inputs_and_bad_is_training():
         build(lambda x: slim.batch_norm(x, is_training=tf.constant(True)), tf.ones([4, 3]))
 
 
+def test_batch_norm_center_false_and_eval_inside_tf_function():
+    x = tf.constant(np.random.RandomState(2).randn(6, 2, 2, 3).astype(np.float32) + 2)
+    model = slim.Model(lambda x, is_training: slim.batch_norm(
+        x, center=False, scale=False, is_training=is_training))
+    out = model(x, is_training=True)
+    assert sorted(model.variables_dict()) == ["BatchNorm/moving_mean", "BatchNorm/moving_variance"]
+    # No beta: the training output has zero mean per channel.
+    np.testing.assert_allclose(out.numpy().mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+    stats = {n: v.numpy() for n, v in model.variables_dict().items()}
+    tf.function(lambda x: model(x, is_training=False))(x)
+    for name, value in model.variables_dict().items():
+        np.testing.assert_array_equal(value.numpy(), stats[name], err_msg=name)
+    tf.function(lambda x: model(x, is_training=True))(x)
+    assert not np.array_equal(model.variables_dict()["BatchNorm/moving_mean"].numpy(),
+                              stats["BatchNorm/moving_mean"])
+
+
 def test_pools_dropout_flatten_and_end_point_aliases():
     def net(x):
         x = slim.max_pool2d(x, [2, 2], scope="pool1", outputs_collections="ep")

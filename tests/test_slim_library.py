@@ -46,9 +46,13 @@ def vgg16_readme(inputs):
     return tf.squeeze(net, [1, 2], name="fc8/squeezed")
 
 
-def test_readme_vgg16_has_exactly_vgg16s_variables():
+@pytest.mark.parametrize("mode", MODES)
+def test_readme_vgg16_has_exactly_vgg16s_variables(mode):
     model = slim.Model(vgg16_readme)
-    model.build([1, 224, 224, 3])
+    if mode == "eager":
+        assert model(tf.zeros([1, 224, 224, 3])).shape == (1, 1001)
+    else:
+        model.build([1, 224, 224, 3])  # traced in a tf.function
     ours = {n: v.shape.as_list() for n, v in model.variables_dict().items()}
     theirs = {n: s for n, s, _ in reference("vgg_16")["variables"]}
     assert ours == theirs
@@ -249,6 +253,14 @@ def test_variable_and_model_variable_with_a_bare_store():
     assert [store.name_of(v) for v in slim.get_trainable_variables(store=store)] == [
         "block/weights", "block/mv"]
     np.testing.assert_array_equal(m.numpy(), np.ones(4))
+    assert [store.name_of(v) for v in slim.get_variables_by_suffix("weights", store=store)] == [
+        "block/weights"]
+    assert slim.get_variables_by_suffix("mv", scope="other", store=store) == []
+    slim.add_model_variable(w, store=store)
+    assert [store.name_of(v) for v in slim.get_model_variables(store=store)] == [
+        "block/weights", "block/mv"]
+    slim.add_model_variable(tf.Variable([7.0], name="outside"), store=store)
+    assert [store.name_of(v) for v in slim.get_model_variables(store=store)][-1] == "outside"
     slim.assign_from_values({"block/mv": np.arange(4)}, store=store)
     np.testing.assert_array_equal(m.numpy(), np.arange(4))
     with pytest.raises(SlimError, match="block/mv has shape \\[4\\], the value has shape \\[2\\]"):

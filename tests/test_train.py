@@ -217,3 +217,45 @@ def test_bfloat16_trains_float32_variables(tmp_path):
     out = _ckpt(tmp_path / "train")
     assert out["LeNet/conv1/weights"].dtype == np.float32
     assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_float16_mixed_precision_trains_with_loss_scaling(tmp_path):
+    cfg = _config(tmp_path, mixed_precision=True, mixed_precision_dtype="float16",
+                  max_number_of_steps=2, batch_size=4)
+    assert train_lib.train(cfg) == 2
+    out = _ckpt(tmp_path / "train")
+    assert out["LeNet/conv1/weights"].dtype == np.float32
+    assert all(np.isfinite(v).all() for v in out.values() if v.dtype.kind == "f")
+
+
+def test_seed_makes_training_repeatable_and_jit_compile_trains(tmp_path):
+    def weights(sub, **kw):
+        cfg = _config(tmp_path / sub, max_number_of_steps=3, **kw)
+        assert train_lib.train(cfg) == 3
+        return _ckpt(cfg.train_dir)["LeNet/fc4/weights"]
+    first, again, other = weights("a", seed=3), weights("b", seed=3), weights("c", seed=4)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    # XLA draws dropout masks from its own generator, which --seed does not fix
+    # (docs/train.md); the compiled step still trains.
+    jitted = weights("d", seed=3, jit_compile=True)
+    assert np.isfinite(jitted).all() and not np.allclose(jitted, first)
+
+
+def _aux_net(images):
+    """A stand-in net whose logits and AuxLogits are fixed, for the loss arithmetic."""
+    bias = slim.model_variable("bias", [3], initializer=slim.zeros_initializer())
+    return (tf.constant([[2.0, 0.0, -1.0]]) + bias,
+            {"AuxLogits": tf.constant([[0.0, 1.0, 0.0]]) + bias})
+
+
+def test_loss_adds_the_auxiliary_logits_at_weight_0_4(tmp_path):
+    cfg = _config(tmp_path, label_smoothing=0.0)
+    loss_fn = train_lib._loss_fn(slim.Model(_aux_net), cfg, 3)
+    with slim.losses.collect():
+        total, metrics = loss_fn((tf.zeros([1, 2, 2, 3]), tf.constant([0])))
+    main = -np.log(np.exp(2.0) / (np.exp(2.0) + 1 + np.exp(-1.0)))
+    aux = -np.log(1 / (2 + np.e))
+    assert float(total) == pytest.approx(main + train_lib.AUX_LOGITS_WEIGHT * aux, rel=1e-6)
+    assert train_lib.AUX_LOGITS_WEIGHT == 0.4
+    assert float(metrics["losses/cross_entropy"]) == pytest.approx(float(total), rel=1e-6)
