@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import resource
 import statistics
@@ -90,6 +91,7 @@ class BenchmarkConfig:
     warmup_steps: int = 3
     steps: int = 10
     repeats: int = 3
+    min_run_seconds: float = 1.0
     compare_keras: bool = False
     output_json: str | None = None
 
@@ -122,21 +124,28 @@ class BenchmarkConfig:
 
 # ---------------------------------------------------------------- measuring
 def time_steps(run_step: Callable[[], Any], sync: Callable[[Any], Any], images_per_step: int,
-               warmup: int, steps: int, repeats: int) -> dict:
+               warmup: int, steps: int, repeats: int, min_run_seconds: float = 0.0) -> dict:
     """Images/sec of `run_step` over `repeats` timed runs of `steps` calls.
 
     `sync(output)` waits for the device (fetching a value); each timed run ends
-    with it, so asynchronous work is counted.
+    with it, so asynchronous work is counted. With `min_run_seconds`, a timed run
+    takes more steps when `steps` would last less (fast nets time too noisily).
 
     Returns:
       `images_per_sec` (median), `min`, `max`, `step_time_ms` (at the median),
-      `images_per_cpu_sec` (process CPU time, for shared machines) and `rates`.
+      `images_per_cpu_sec` (process CPU time, for shared machines), `rates` and
+      `steps` (per timed run).
     """
     out = None
     for _ in range(warmup):
         out = run_step()
     if out is not None:
         sync(out)
+    if min_run_seconds > 0:
+        start = time.perf_counter()
+        sync(run_step())
+        one = max(time.perf_counter() - start, 1e-6)
+        steps = max(steps, math.ceil(min_run_seconds / one))
     rates, cpu_rates = [], []
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
@@ -149,7 +158,7 @@ def time_steps(run_step: Callable[[], Any], sync: Callable[[Any], Any], images_p
     median = statistics.median(rates)
     return {"images_per_sec": median, "min": min(rates), "max": max(rates),
             "step_time_ms": 1000.0 * images_per_step / median,
-            "images_per_cpu_sec": statistics.median(cpu_rates), "rates": rates}
+            "images_per_cpu_sec": statistics.median(cpu_rates), "rates": rates, "steps": steps}
 
 
 def peak_host_memory_mb() -> float:
@@ -241,7 +250,7 @@ def bench_train(config: BenchmarkConfig, info: Any, num_classes: int) -> tuple[d
     iterator = run.iterator()
     result = time_steps(lambda: run.step(iterator)["total_loss"], lambda loss: float(loss),
                         config.batch_size * info.num_replicas, config.warmup_steps,
-                        config.steps, config.repeats)
+                        config.steps, config.repeats, config.min_run_seconds)
     return result, run.data
 
 
@@ -264,14 +273,15 @@ def bench_inference(config: BenchmarkConfig, info: Any, num_classes: int, size: 
     step = tf.function(lambda: strategy.reduce(
         tf.distribute.ReduceOp.SUM, strategy.run(forward, args=(images,)), axis=None))
     return time_steps(step, lambda out: out.numpy(), batch * info.num_replicas,
-                      config.warmup_steps, config.steps, config.repeats)
+                      config.warmup_steps, config.steps, config.repeats, config.min_run_seconds)
 
 
 def bench_input(config: BenchmarkConfig, data: Any) -> dict:
     """The training input pipeline alone (read, decode, preprocess, batch) of one replica."""
     iterator = iter(data.dataset_fn(tf.distribute.InputContext()))
     return time_steps(lambda: next(iterator)[1], lambda labels: labels.numpy(),
-                      config.batch_size, config.warmup_steps, config.steps, config.repeats)
+                      config.batch_size, config.warmup_steps, config.steps, config.repeats,
+                      config.min_run_seconds)
 
 
 # ---------------------------------------------------------------- Keras's side
@@ -305,19 +315,20 @@ def keras_model(name: str, size: int, channels: int, num_classes: int):
 
 
 def _keras_timed(fit_or_predict: Callable[[int], Any], images_per_step: int,
-                 config: BenchmarkConfig) -> dict:
-    """Keras runs whole loops: one call of `steps` steps is one timed run."""
+                 config: BenchmarkConfig, steps: int) -> dict:
+    """Keras runs whole loops: one call of `steps` steps (ours' count) is one timed run."""
     def sync(_):
         return None
     fit_or_predict(max(config.warmup_steps, 1))
-    result = time_steps(lambda: fit_or_predict(config.steps), sync, images_per_step * config.steps,
-                        0, 1, config.repeats)
-    result["step_time_ms"] /= config.steps
+    result = time_steps(lambda: fit_or_predict(steps), sync, images_per_step * steps, 0, 1,
+                        config.repeats)
+    result["step_time_ms"] /= steps
+    result["steps"] = steps
     return result
 
 
 def bench_keras(config: BenchmarkConfig, info: Any, mode: str, num_classes: int, size: int,
-                channels: int) -> dict | None:
+                channels: int, steps: int) -> dict | None:
     """Keras 3 `fit` (train) or `predict` (inference) of the twin under the same settings."""
     import keras
     policy = keras.mixed_precision.global_policy()
@@ -343,7 +354,7 @@ def bench_keras(config: BenchmarkConfig, info: Any, mode: str, num_classes: int,
         else:
             run = lambda n: model.predict(tf.data.Dataset.from_tensors(images).repeat(n),  # noqa
                                           verbose=0)
-        return _keras_timed(run, batch, config)
+        return _keras_timed(run, batch, config, steps)
     finally:
         keras.mixed_precision.set_global_policy(policy)
 
@@ -428,7 +439,8 @@ def _add_keras(result: dict, config: BenchmarkConfig, info: Any, num_classes: in
     for mode in ("train", "inference"):
         if mode not in result:
             continue
-        keras_figures = bench_keras(config, info, mode, num_classes, size, channels)
+        keras_figures = bench_keras(config, info, mode, num_classes, size, channels,
+                                    result[mode]["steps"])
         if keras_figures is None:
             result["keras"] = f"no keras.applications equivalent of {config.model_name}"
             return

@@ -17,7 +17,7 @@ from slimcli.cli import download as download_cli
 from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
 
-TINY = dict(warmup_steps=1, steps=2, repeats=2)
+TINY = dict(warmup_steps=1, steps=2, repeats=2, min_run_seconds=0.0)
 
 
 def _cli(argv: list[str]) -> int:
@@ -28,7 +28,7 @@ def _cli(argv: list[str]) -> int:
 def test_all_modes_on_synthetic_data_print_and_write_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert _cli(["--model_name=lenet", "--batch_size=4", "--warmup_steps=1", "--steps=2",
-                 "--repeats=2", f"--output_json={out}"]) == 0
+                 "--repeats=2", "--min_run_seconds=0", f"--output_json={out}"]) == 0
     printed = capsys.readouterr().out
     assert "lenet at 28x28, batch 4 x 1 replica(s), float32, data synthetic" in printed
     assert "GFLOPs per image" in printed and "% of peak" in printed
@@ -133,3 +133,13 @@ def test_time_steps_arithmetic(monkeypatch):
     assert figures["rates"] == [16.0, 32.0]  # 32 images in 2 s, then in 1 s
     assert figures["images_per_sec"] == 24.0 and figures["min"] == 16.0
     assert figures["images_per_cpu_sec"] == pytest.approx(48.0)  # 32/1 and 32/0.5
+    assert figures["steps"] == 4
+
+
+def test_short_steps_are_timed_over_at_least_min_run_seconds(monkeypatch):
+    clock = iter([0.0, 0.1] + [0.0, 1.0] * 2)  # the probe step takes 0.1 s
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(benchmark.time, "process_time", lambda: 0.0)
+    figures = benchmark.time_steps(lambda: 1, lambda x: x, images_per_step=2, warmup=0,
+                                   steps=3, repeats=2, min_run_seconds=1.0)
+    assert figures["steps"] == 10 and figures["images_per_sec"] == 20.0

@@ -44,6 +44,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing, autotuning).", **d)
     flags.DEFINE_integer("steps", 10, "Steps per timed run.", **d)
     flags.DEFINE_integer("repeats", 3, "Timed runs; the median is reported with min and max.", **d)
+    flags.DEFINE_float("min_run_seconds", 1.0, "A timed run takes more than --steps steps when "
+                       "they would last less than this (fast nets).", **d)
     flags.DEFINE_bool("compare_keras", False, "Also run the keras.applications model of the same "
                       "architecture (fit / predict) in this process and print the ratio.", **d)
     flags.DEFINE_string("output_json", None, "Write every figure to this JSON file.", **d)
