@@ -93,3 +93,15 @@ finetune_two_stages() {
     "--max_number_of_steps=$all_steps" "--learning_rate=$all_rate"
   evaluate "$TRAIN_DIR/all"
 }
+
+# flowers_finetune_setup DEFAULT_MODEL: the shared start of the flowers fine-tuning recipes:
+# sets MODEL, DATASET_NAME and the directories, converts flowers and finds the checkpoint.
+flowers_finetune_setup() {
+  MODEL=${MODEL:-$1}
+  DATASET_NAME=flowers
+  DATASET_DIR=${DATASET_DIR:-/tmp/flowers}
+  TRAIN_DIR=${TRAIN_DIR:-/tmp/flowers-models/$MODEL}
+  CHECKPOINT_DIR=${CHECKPOINT_DIR:-/tmp/checkpoints}
+  download_dataset flowers
+  zoo_checkpoint "$MODEL"
+}

@@ -15,13 +15,6 @@
 # MIRROR, CHECKPOINT_PATH, IMAGE_SIZE and BATCH_SIZE; also STEPS_LOGITS (default 1000) and
 # STEPS_ALL (500).
 source "$(dirname "$0")/common.sh"
-MODEL=${MODEL:-inception_v3}
-DATASET_NAME=flowers
-DATASET_DIR=${DATASET_DIR:-/tmp/flowers}
-TRAIN_DIR=${TRAIN_DIR:-/tmp/flowers-models/$MODEL}
-CHECKPOINT_DIR=${CHECKPOINT_DIR:-/tmp/checkpoints}
-
-download_dataset flowers
-zoo_checkpoint "$MODEL"
+flowers_finetune_setup inception_v3
 finetune_two_stages InceptionV3/Logits,InceptionV3/AuxLogits "${STEPS_LOGITS:-1000}" \
   "${STEPS_ALL:-500}" 0.0001 --learning_rate_decay_type=fixed

@@ -12,13 +12,6 @@
 # MIRROR, CHECKPOINT_PATH, IMAGE_SIZE and BATCH_SIZE; also STEPS_LOGITS (default 2000) and
 # STEPS_ALL (1000).
 source "$(dirname "$0")/common.sh"
-MODEL=${MODEL:-mobilenet_v1}
-DATASET_NAME=flowers
-DATASET_DIR=${DATASET_DIR:-/tmp/flowers}
-TRAIN_DIR=${TRAIN_DIR:-/tmp/flowers-models/$MODEL}
-CHECKPOINT_DIR=${CHECKPOINT_DIR:-/tmp/checkpoints}
-
-download_dataset flowers
-zoo_checkpoint "$MODEL"
+flowers_finetune_setup mobilenet_v1
 finetune_two_stages MobilenetV1/Logits "${STEPS_LOGITS:-2000}" "${STEPS_ALL:-1000}" 0.0001 \
   --learning_rate_decay_type=fixed

@@ -15,12 +15,5 @@
 # MIRROR, CHECKPOINT_PATH, IMAGE_SIZE and BATCH_SIZE; also STEPS_LOGITS (default 3000) and
 # STEPS_ALL (1000).
 source "$(dirname "$0")/common.sh"
-MODEL=${MODEL:-resnet_v1_50}
-DATASET_NAME=flowers
-DATASET_DIR=${DATASET_DIR:-/tmp/flowers}
-TRAIN_DIR=${TRAIN_DIR:-/tmp/flowers-models/$MODEL}
-CHECKPOINT_DIR=${CHECKPOINT_DIR:-/tmp/checkpoints}
-
-download_dataset flowers
-zoo_checkpoint "$MODEL"
+flowers_finetune_setup resnet_v1_50
 finetune_two_stages "$MODEL/logits" "${STEPS_LOGITS:-3000}" "${STEPS_ALL:-1000}" 0.001
