@@ -102,8 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    per_class = args.images_per_class or (12 if args.quick else 250)
-    steps = args.steps or (30 if args.quick else 600)
+    per_class = args.images_per_class or (12 if args.quick else 400)
+    steps = args.steps or (30 if args.quick else 2000)
     min_accuracy = args.min_accuracy if args.min_accuracy is not None else \
         (0.0 if args.quick else 0.9)
     work = os.path.abspath(args.workdir)
