@@ -20,13 +20,24 @@ from slimcli.freeze import freeze_graph_def
 from slimcli.nets import list_nets
 
 def _checkpoint_from_graph(graph_def, prefix: str) -> str:
-    """A checkpoint with a small deterministic value for every variable node of the graph."""
+    """A checkpoint with a small deterministic value for every variable node of the graph.
+
+    Weights are 1 / fan-in, so activations keep their scale through deep nets
+    (a constant 0.01 overflows float32 in Inception v4 and Inception-ResNet-v2).
+    """
     values = {}
     for node in graph_def.node:
         if node.op == "VariableV2":
             shape = [d.size for d in node.attr["shape"].shape.dim]
-            values[node.name] = np.full(shape, 0.01 if "variance" not in node.name else 1.0,
-                                        np.float32)
+            leaf = node.name.rsplit("/", 1)[-1]
+            if leaf in ("moving_variance", "gamma"):
+                value = 1.0
+            elif len(shape) < 2:
+                value = 0.01
+            else:
+                fan_in = np.prod(shape[:2] if leaf == "depthwise_weights" else shape[:-1])
+                value = 1.0 / fan_in
+            values[node.name] = np.full(shape, value, np.float32)
     return slim.save_checkpoint(values, prefix)
 
 
