@@ -14,7 +14,10 @@ steps, with the spread (min, max). `compare_keras` runs the keras.applications
 model of the same architecture (or a same-shape Sequential for lenet/cifarnet)
 in the same process under the same batch, precision, XLA and strategy, and
 reports our rate over Keras's: `model.fit` for train, `model.predict` for
-inference.
+inference. `compare_synthetic` (with `data=DIR`) times the same training step on
+generated data, to show what the input pipeline costs. Compared sides take turns
+timed run by timed run, and each ratio is the median of the per-repeat ratios,
+so a shared host's drift during the run cancels out.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class BenchmarkConfig:
     repeats: int = 3
     min_run_seconds: float = 1.0
     compare_keras: bool = False
+    compare_synthetic: bool = False
     output_json: str | None = None
 
     def validate(self) -> None:
@@ -107,6 +111,9 @@ class BenchmarkConfig:
         if self.mode == "input" and self.synthetic:
             raise SlimError("--mode=input times the input pipeline and needs "
                             "--data=DATASET_DIR (converted TFRecords).")
+        if self.compare_synthetic and self.synthetic:
+            raise SlimError("--compare_synthetic times real data beside generated data and "
+                            "needs --data=DATASET_DIR (converted TFRecords).")
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):
             raise SlimError(f"--mixed_precision_dtype={self.mixed_precision_dtype!r}: use "
                             f"float16 or bfloat16.")
@@ -123,6 +130,71 @@ class BenchmarkConfig:
 
 
 # ---------------------------------------------------------------- measuring
+# A side of a comparison: `run(n)` runs n steps and waits for the device.
+Runner = Callable[[int], Any]
+
+
+def stepper(run_step: Callable[[], Any], sync: Callable[[Any], Any]) -> Runner:
+    """A runner of `run_step`: n calls, then `sync` of the last output."""
+    def run(n: int) -> None:
+        out = None
+        for _ in range(n):
+            out = run_step()
+        if out is not None:
+            sync(out)
+    return run
+
+
+def steps_lasting(run: Runner, steps: int, min_run_seconds: float) -> int:
+    """`steps`, or more when `steps` steps (timed on one) would last under `min_run_seconds`."""
+    if min_run_seconds <= 0:
+        return steps
+    start = time.perf_counter()
+    run(1)
+    one = max(time.perf_counter() - start, 1e-6)
+    return max(steps, math.ceil(min_run_seconds / one))
+
+
+def time_interleaved(sides: dict[str, tuple[Runner, int]], steps: int,
+                     repeats: int) -> dict[str, dict]:
+    """Timed runs of `steps` steps of every side, taking turns.
+
+    `sides` maps a name to `(runner, images_per_step)`. Repeat r runs the
+    sides in order, the next one in reverse order (A B, B A, ...), so a
+    shared host speeding up or slowing down during the measurement hits every
+    side alike: compare sides with `paired_ratio`.
+
+    Returns:
+      Per side: `images_per_sec` (median), `min`, `max`, `step_time_ms` (at
+      the median), `images_per_cpu_sec` (process CPU time, for shared
+      machines), `rates` (per timed run, in repeat order) and `steps`.
+    """
+    rates = {name: [] for name in sides}
+    cpu_rates = {name: [] for name in sides}
+    names = list(sides)
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            run, images_per_step = sides[name]
+            start, cpu = time.perf_counter(), time.process_time()
+            run(steps)
+            wall, used = time.perf_counter() - start, time.process_time() - cpu
+            rates[name].append(images_per_step * steps / wall)
+            cpu_rates[name].append(images_per_step * steps / max(used, 1e-9))
+    figures = {}
+    for name, (_, images_per_step) in sides.items():
+        median = statistics.median(rates[name])
+        figures[name] = {"images_per_sec": median, "min": min(rates[name]),
+                         "max": max(rates[name]), "step_time_ms": 1000.0 * images_per_step / median,
+                         "images_per_cpu_sec": statistics.median(cpu_rates[name]),
+                         "rates": rates[name], "steps": steps}
+    return figures
+
+
+def paired_ratio(ours: dict, theirs: dict) -> float:
+    """Median over repeats of our rate / theirs in the same repeat (see `time_interleaved`)."""
+    return statistics.median(a / b for a, b in zip(ours["rates"], theirs["rates"]))
+
+
 def time_steps(run_step: Callable[[], Any], sync: Callable[[Any], Any], images_per_step: int,
                warmup: int, steps: int, repeats: int, min_run_seconds: float = 0.0) -> dict:
     """Images/sec of `run_step` over `repeats` timed runs of `steps` calls.
@@ -132,33 +204,13 @@ def time_steps(run_step: Callable[[], Any], sync: Callable[[Any], Any], images_p
     takes more steps when `steps` would last less (fast nets time too noisily).
 
     Returns:
-      `images_per_sec` (median), `min`, `max`, `step_time_ms` (at the median),
-      `images_per_cpu_sec` (process CPU time, for shared machines), `rates` and
-      `steps` (per timed run).
+      The figures of `time_interleaved` for this one side.
     """
-    out = None
-    for _ in range(warmup):
-        out = run_step()
-    if out is not None:
-        sync(out)
-    if min_run_seconds > 0:
-        start = time.perf_counter()
-        sync(run_step())
-        one = max(time.perf_counter() - start, 1e-6)
-        steps = max(steps, math.ceil(min_run_seconds / one))
-    rates, cpu_rates = [], []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            out = run_step()
-        sync(out)
-        wall, used = time.perf_counter() - start, time.process_time() - cpu
-        rates.append(images_per_step * steps / wall)
-        cpu_rates.append(images_per_step * steps / max(used, 1e-9))
-    median = statistics.median(rates)
-    return {"images_per_sec": median, "min": min(rates), "max": max(rates),
-            "step_time_ms": 1000.0 * images_per_step / median,
-            "images_per_cpu_sec": statistics.median(cpu_rates), "rates": rates, "steps": steps}
+    run = stepper(run_step, sync)
+    if warmup:
+        run(warmup)
+    steps = steps_lasting(run, steps, min_run_seconds)
+    return time_interleaved({"": (run, images_per_step)}, steps, repeats)[""]
 
 
 def peak_host_memory_mb() -> float:
@@ -214,14 +266,14 @@ def measured_peak_gflops(dtype: tf.DType = tf.float32, seconds: float = 1.0) -> 
 
 
 # ---------------------------------------------------------------- slimcli's side
-def _train_config(config: BenchmarkConfig, num_classes: int):
+def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
     from slimcli.train import TrainConfig
     values = dict(model_name=config.model_name, batch_size=config.batch_size,
                   train_image_size=config.image_size, num_clones=config.num_clones,
                   clone_on_cpu=config.clone_on_cpu, mixed_precision=config.mixed_precision,
                   mixed_precision_dtype=config.mixed_precision_dtype,
                   jit_compile=config.jit_compile, seed=0, progress_bar=False, **RMSPROP)
-    if config.synthetic:
+    if synthetic:
         values.update(synthetic_data=True, synthetic_num_classes=num_classes)
     else:
         values.update(dataset_name=_dataset_name(config), dataset_dir=config.data,
@@ -243,25 +295,24 @@ def _dataset_name(config: BenchmarkConfig) -> str:
     return descriptor["name"]
 
 
-def bench_train(config: BenchmarkConfig, info: Any, num_classes: int) -> tuple[dict, Any]:
-    """The slim-train step's rate, and the training input it read."""
+def train_runner(config: BenchmarkConfig, info: Any, num_classes: int,
+                 synthetic: bool) -> tuple[Runner, Any]:
+    """The slim-train step (warmed up) as a runner, and the training input it reads."""
     from slimcli.train import setup_training
-    run = setup_training(_train_config(config, num_classes), info)
+    run = setup_training(_train_config(config, num_classes, synthetic), info)
     iterator = run.iterator()
-    result = time_steps(lambda: run.step(iterator)["total_loss"], lambda loss: float(loss),
-                        config.batch_size * info.num_replicas, config.warmup_steps,
-                        config.steps, config.repeats, config.min_run_seconds)
-    return result, run.data
+    runner = stepper(lambda: run.step(iterator)["total_loss"], float)
+    runner(config.warmup_steps)
+    return runner, run.data
 
 
-def bench_inference(config: BenchmarkConfig, info: Any, num_classes: int, size: int,
-                    channels: int, dtype: tf.DType) -> dict:
-    """The eval-mode forward pass's rate on one fixed batch per replica."""
+def inference_runner(config: BenchmarkConfig, info: Any, num_classes: int, size: int,
+                     channels: int, dtype: tf.DType) -> Runner:
+    """The eval-mode forward pass (warmed up) on one fixed batch per replica."""
     from slimcli.nets import nets_factory
     net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
     strategy = info.strategy
-    batch = config.batch_size
-    images = tf.random.stateless_uniform([batch, size, size, channels], seed=[0, 1],
+    images = tf.random.stateless_uniform([config.batch_size, size, size, channels], seed=[0, 1],
                                          minval=-1, maxval=1)
     with strategy.scope():
         net.build([None, size, size, channels], dtype=dtype)
@@ -272,16 +323,16 @@ def bench_inference(config: BenchmarkConfig, info: Any, num_classes: int, size: 
 
     step = tf.function(lambda: strategy.reduce(
         tf.distribute.ReduceOp.SUM, strategy.run(forward, args=(images,)), axis=None))
-    return time_steps(step, lambda out: out.numpy(), batch * info.num_replicas,
-                      config.warmup_steps, config.steps, config.repeats, config.min_run_seconds)
+    runner = stepper(step, lambda out: out.numpy())
+    runner(config.warmup_steps)
+    return runner
 
 
 def bench_input(config: BenchmarkConfig, data: Any) -> dict:
     """The training input pipeline alone (read, decode, preprocess, batch) of one replica."""
     iterator = iter(data.dataset_fn(tf.distribute.InputContext()))
-    return time_steps(lambda: next(iterator)[1], lambda labels: labels.numpy(),
-                      config.batch_size, config.warmup_steps, config.steps, config.repeats,
-                      config.min_run_seconds)
+    return time_steps(lambda: next(iterator), lambda batch: batch[1].numpy(), config.batch_size,
+                      config.warmup_steps, config.steps, config.repeats, config.min_run_seconds)
 
 
 # ---------------------------------------------------------------- Keras's side
@@ -314,22 +365,14 @@ def keras_model(name: str, size: int, channels: int, num_classes: int):
         classifier_activation=None, **kwargs)
 
 
-def _keras_timed(fit_or_predict: Callable[[int], Any], images_per_step: int,
-                 config: BenchmarkConfig, steps: int) -> dict:
-    """Keras runs whole loops: one call of `steps` steps (ours' count) is one timed run."""
-    def sync(_):
-        return None
-    fit_or_predict(max(config.warmup_steps, 1))
-    result = time_steps(lambda: fit_or_predict(steps), sync, images_per_step * steps, 0, 1,
-                        config.repeats)
-    result["step_time_ms"] /= steps
-    result["steps"] = steps
-    return result
+def keras_runner(config: BenchmarkConfig, info: Any, mode: str, num_classes: int, size: int,
+                 channels: int) -> tuple[Runner, int] | None:
+    """Keras 3 `fit` (train) or `predict` (inference) of the twin under the same settings.
 
-
-def bench_keras(config: BenchmarkConfig, info: Any, mode: str, num_classes: int, size: int,
-                channels: int, steps: int) -> dict | None:
-    """Keras 3 `fit` (train) or `predict` (inference) of the twin under the same settings."""
+    Keras runs whole loops, so `run(n)` is one `fit` or `predict` call of n
+    steps. Returns the warmed-up runner and the twin's forward FLOPs per image,
+    or None where Keras has no twin.
+    """
     import keras
     policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
@@ -344,19 +387,21 @@ def bench_keras(config: BenchmarkConfig, info: Any, mode: str, num_classes: int,
                                                              epsilon=1.0),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           jit_compile=config.jit_compile)
-        batch = config.batch_size * info.num_replicas
-        from slimcli.train_data import synthetic_dataset
-        data = synthetic_dataset(batch, size, num_classes, channels)
-        images = next(iter(data))[0]
-        if mode == "train":
-            run = lambda n: model.fit(data, steps_per_epoch=n, epochs=1, verbose=0,  # noqa
-                                      shuffle=False)
-        else:
-            run = lambda n: model.predict(tf.data.Dataset.from_tensors(images).repeat(n),  # noqa
-                                          verbose=0)
-        return _keras_timed(run, batch, config, steps)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+    batch = config.batch_size * info.num_replicas
+    from slimcli.train_data import synthetic_dataset
+    data = synthetic_dataset(batch, size, num_classes, channels)
+    images = next(iter(data))[0]
+    if mode == "train":
+        run = lambda n: model.fit(data, steps_per_epoch=n, epochs=1, verbose=0,  # noqa
+                                  shuffle=False)
+    else:
+        run = lambda n: model.predict(tf.data.Dataset.from_tensors(images).repeat(n),  # noqa
+                                      verbose=0)
+    run(max(config.warmup_steps, 1))
+    flops = model_flops(lambda x: model(x, training=False), [1, size, size, channels])
+    return run, flops
 
 
 # ---------------------------------------------------------------- the run
@@ -365,6 +410,22 @@ def _machine() -> dict:
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
               if gpus else f"CPU ({os.cpu_count()} cores visible)")
     return {"device": device, "tensorflow": tf.__version__, "gpus": len(gpus)}
+
+
+def _timed_mode(config: BenchmarkConfig, info: Any, ours: Runner,
+                others: Callable[[], dict[str, Runner]]) -> dict:
+    """Our figures (memory read before `others` are built), beside the others, interleaved."""
+    images = config.batch_size * info.num_replicas
+    memory = {"peak_host_memory_mb": peak_host_memory_mb(),
+              "peak_device_memory_mb": peak_device_memory_mb()}
+    sides = {"slimcli": (ours, images), **{name: (run, images) for name, run in others().items()}}
+    steps = steps_lasting(ours, config.steps, config.min_run_seconds)
+    timed = time_interleaved(sides, steps, config.repeats)
+    figures = {**timed.pop("slimcli"), **memory}
+    for name, other in timed.items():
+        figures[name] = other
+        figures[f"ratio_to_{name}"] = paired_ratio(figures, other)
+    return figures
 
 
 def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
@@ -382,14 +443,33 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     num_classes = config.num_classes or spec.zoo_num_classes
     result: dict[str, Any] = {"config": dataclasses.asdict(config), "machine": _machine(),
                               "num_replicas": info.num_replicas}
+    keras_flops: list[int] = []
+
+    def keras_side(mode: str) -> dict[str, Runner]:
+        if not config.compare_keras:
+            return {}
+        side = keras_runner(config, info, mode, num_classes, size, channels)
+        if side is None:
+            result["keras"] = f"no keras.applications equivalent of {config.model_name}"
+            return {}
+        keras_flops[:] = [side[1]]
+        return {"keras": side[0]}
+
     data = None
     if "train" in config.modes:
         _reset_device_memory()
-        train, data = bench_train(config, info, num_classes)
-        result["train"] = _with_memory(train)
+        ours, data = train_runner(config, info, num_classes, config.synthetic)
+        num_classes, size, channels = data.num_classes, data.image_size, data.channels
+
+        def train_others() -> dict[str, Runner]:
+            others = keras_side("train")
+            if config.compare_synthetic and not config.synthetic:
+                others["synthetic"] = train_runner(config, info, num_classes, True)[0]
+            return others
+        result["train"] = _timed_mode(config, info, ours, train_others)
     elif "input" in config.modes:
         from slimcli.train_data import make_train_data
-        data = make_train_data(_train_config(config, num_classes), spec, info)
+        data = make_train_data(_train_config(config, num_classes, config.synthetic), spec, info)
     if data is not None:
         num_classes, size, channels = data.num_classes, data.image_size, data.channels
     else:
@@ -402,51 +482,36 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     result.update(model_name=config.model_name, image_size=size, num_classes=num_classes)
     if "inference" in config.modes:
         _reset_device_memory()
-        result["inference"] = _with_memory(
-            bench_inference(config, info, num_classes, size, channels, dtype))
+        ours = inference_runner(config, info, num_classes, size, channels, dtype)
+        result["inference"] = _timed_mode(config, info, ours, lambda: keras_side("inference"))
     if "input" in config.modes:
         result["input"] = bench_input(config, data)
-    _add_flops(result, config, num_classes, size, channels, dtype)
-    if config.compare_keras:
-        _add_keras(result, config, info, num_classes, size, channels)
+    _add_flops(result, config, num_classes, size, channels, dtype, keras_flops)
     if config.output_json:
         _write_json(config.output_json, result)
     return result
 
 
-def _with_memory(figures: dict) -> dict:
-    figures["peak_host_memory_mb"] = peak_host_memory_mb()
-    figures["peak_device_memory_mb"] = peak_device_memory_mb()
-    return figures
-
-
 def _add_flops(result: dict, config: BenchmarkConfig, num_classes: int, size: int,
-               channels: int, dtype: tf.DType) -> None:
-    """GFLOPs per image (forward; a training step counts 3x), achieved GFLOP/s, % of peak."""
+               channels: int, dtype: tf.DType, keras_flops: list[int]) -> None:
+    """GFLOPs per image (forward; a training step counts 3x), achieved GFLOP/s, % of peak.
+
+    Keras's rates get the same figures from its twin's own FLOPs.
+    """
     from slimcli.nets import nets_factory
     net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
     forward = model_flops(lambda x: net(x)[0], [1, size, size, channels])
     peak = measured_peak_gflops(dtype)
     result.update(gflops_per_image=forward / 1e9, machine_peak_gflops=peak)
+    keras_forward = keras_flops[0] if keras_flops else 0
+    if keras_forward:
+        result["keras_gflops_per_image"] = keras_forward / 1e9
     for mode, factor in (("train", 3), ("inference", 1)):
-        if mode in result:
-            achieved = result[mode]["images_per_sec"] * factor * forward / 1e9
-            result[mode].update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
-
-
-def _add_keras(result: dict, config: BenchmarkConfig, info: Any, num_classes: int, size: int,
-               channels: int) -> None:
-    for mode in ("train", "inference"):
-        if mode not in result:
-            continue
-        keras_figures = bench_keras(config, info, mode, num_classes, size, channels,
-                                    result[mode]["steps"])
-        if keras_figures is None:
-            result["keras"] = f"no keras.applications equivalent of {config.model_name}"
-            return
-        result[mode]["keras"] = keras_figures
-        result[mode]["ratio_to_keras"] = (result[mode]["images_per_sec"]
-                                          / keras_figures["images_per_sec"])
+        ours = result.get(mode) or {}
+        for figures, flops in ((ours, forward), (ours.get("keras"), keras_forward)):
+            if figures and flops:
+                achieved = figures["images_per_sec"] * factor * flops / 1e9
+                figures.update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -484,9 +549,15 @@ def format_result(result: dict) -> str:
         lines.append(line)
         if "keras" in r:
             k = r["keras"]
+            share = f", {100 * k['peak_fraction']:.0f}% of peak" if "peak_fraction" in k else ""
             lines.append(f"{'':9s} keras 3 {'fit' if mode == 'train' else 'predict'}: "
                          f"{k['images_per_sec']:.1f} images/sec (min {k['min']:.1f}, max "
-                         f"{k['max']:.1f}); slimcli / keras = {r['ratio_to_keras']:.2f}")
+                         f"{k['max']:.1f}){share}; slimcli / keras = {r['ratio_to_keras']:.2f}")
+        if "synthetic" in r:
+            k = r["synthetic"]
+            lines.append(f"{'':9s} same step on synthetic data: {k['images_per_sec']:.1f} "
+                         f"images/sec (min {k['min']:.1f}, max {k['max']:.1f}); real / synthetic"
+                         f" = {r['ratio_to_synthetic']:.2f}")
     if isinstance(result.get("keras"), str):
         lines.append(result["keras"])
     return "\n".join(lines)

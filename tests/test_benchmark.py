@@ -51,9 +51,13 @@ def test_compare_keras_reports_the_ratio_in_the_same_run():
                                            compare_keras=True, **TINY))
     for mode in ("train", "inference"):
         keras = result[mode]["keras"]
-        assert keras["images_per_sec"] > 0
+        assert keras["images_per_sec"] > 0 and 0 < keras["peak_fraction"]
+        # Paired: the median of ours / Keras's, repeat by repeat.
+        ours = result[mode]["rates"]
         assert result[mode]["ratio_to_keras"] == pytest.approx(
-            result[mode]["images_per_sec"] / keras["images_per_sec"])
+            float(np.median([a / b for a, b in zip(ours, keras["rates"])])))
+    # The Sequential twin has our layers, so the same forward FLOPs.
+    assert result["keras_gflops_per_image"] == pytest.approx(result["gflops_per_image"], rel=0.02)
     text = benchmark.format_result(result)
     assert "keras 3 fit:" in text and "keras 3 predict:" in text
 
@@ -107,6 +111,19 @@ def test_real_data_times_the_input_pipeline_and_reads_the_descriptor(folder_data
     assert set(only_input) & {"train", "inference"} == set()
 
 
+def test_compare_synthetic_times_both_inputs_in_one_run(folder_dataset, capsys):
+    result = run_benchmark(BenchmarkConfig(model_name="lenet", mode="train", batch_size=4,
+                                           data=folder_dataset, compare_synthetic=True, **TINY))
+    train = result["train"]
+    assert len(train["synthetic"]["rates"]) == len(train["rates"]) == 2
+    assert train["ratio_to_synthetic"] == pytest.approx(
+        float(np.median([a / b for a, b in zip(train["rates"], train["synthetic"]["rates"])])))
+    assert "real / synthetic = " in benchmark.format_result(result)
+    assert _cli(["--model_name=lenet", "--compare_synthetic"]) == 2
+    assert "--compare_synthetic times real data beside generated data and needs " \
+        "--data=DATASET_DIR" in capsys.readouterr().err
+
+
 def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     assert _cli(["--model_name=lenet", "--mode=input"]) == 2
     assert "--mode=input times the input pipeline and needs --data=DATASET_DIR" in \
@@ -134,6 +151,18 @@ def test_time_steps_arithmetic(monkeypatch):
     assert figures["images_per_sec"] == 24.0 and figures["min"] == 16.0
     assert figures["images_per_cpu_sec"] == pytest.approx(48.0)  # 32/1 and 32/0.5
     assert figures["steps"] == 4
+
+
+def test_sides_take_turns_and_ratios_pair_repeats(monkeypatch):
+    order = []
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(clock))
+    sides = {name: (lambda n, name=name: order.append((name, n)), 1) for name in ("a", "b")}
+    figures = benchmark.time_interleaved(sides, steps=5, repeats=3)
+    assert order == [("a", 5), ("b", 5), ("b", 5), ("a", 5), ("a", 5), ("b", 5)]
+    assert figures["a"]["rates"] == [5.0] * 3 and figures["b"]["steps"] == 5
+    ours, theirs = {"rates": [10.0, 20.0, 30.0]}, {"rates": [5.0, 20.0, 10.0]}
+    assert benchmark.paired_ratio(ours, theirs) == 2.0  # median of 2, 1 and 3
 
 
 def test_short_steps_are_timed_over_at_least_min_run_seconds(monkeypatch):

@@ -48,6 +48,8 @@ def define_flags(fv: flags.FlagValues) -> None:
                        "they would last less than this (fast nets).", **d)
     flags.DEFINE_bool("compare_keras", False, "Also run the keras.applications model of the same "
                       "architecture (fit / predict) in this process and print the ratio.", **d)
+    flags.DEFINE_bool("compare_synthetic", False, "With --data=DIR: also time the same training "
+                      "step on generated data (taking turns) and print real / synthetic.", **d)
     flags.DEFINE_string("output_json", None, "Write every figure to this JSON file.", **d)
 
 
