@@ -6,10 +6,13 @@ Used by training, evaluation and the benchmarks:
     ds = build_input_pipeline(files, fn, batch_size=32, image_size=299, is_training=True, seed=0)
     for images, labels in ds: ...   # float32 [32, 299, 299, 3], int64 [32]
 
-Stages: interleaved parallel reads of the files (shuffled when training) →
-shard per worker → [cache] → [repeat] → shuffle records → number the records
-→ parse + decode (parallel) → corrupt-record check → preprocess (parallel) →
-batch → prefetch. Every parallel stage is AUTOTUNE unless told otherwise.
+Stages: interleaved parallel reads of the files (shuffled when training; in
+blocks of 16 records) → shard per worker → [cache] → [repeat] → shuffle
+records → number the records → parse + decode + preprocess (parallel) →
+corrupt-record and label check → batch → prefetch. Every parallel stage is
+AUTOTUNE unless told otherwise. Each tf.data stage costs tens of microseconds
+per element, more than decoding a 28x28 PNG, so the per-record stages are few
+and the file reading runs per block (docs/benchmarks.md has the figures).
 
 Corrupt data. Three things can be wrong with a record: the TFRecord framing
 (truncated file, CRC mismatch: the rest of that file cannot be read), the
@@ -73,6 +76,8 @@ _TFRECORD_OVERHEAD_BYTES = 16  # length (8) + length CRC (4) + data CRC (4)
 # no valid Example can equal it.
 _END_OF_FILE = b"\x00slimcli:end-of-file"
 _MAX_CORRUPT_IN_A_ROW = 1000
+# Records a file reader hands on at a time: files interleave in blocks of this many.
+_READ_BLOCK = 16
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -239,21 +244,25 @@ def _shard(files: tuple[str, ...], sizes: tuple[int, ...],
 
 
 def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-    """Records of one file as dicts, then one end-of-file marker.
+    """Blocks of the records of one file as dicts of vectors, then an end-of-file marker.
 
     The marker's status is _DROP when the bytes read add up to the file size,
-    else _BAD_FRAMING (the reader stopped at a damaged record).
+    else _BAD_FRAMING (the reader stopped at a damaged record). Records come in
+    blocks of _READ_BLOCK so that the byte count, the interleave and their
+    function calls run once per block, not once per record.
     """
-    records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True)
-    records = records.concatenate(tf.data.Dataset.from_tensors(_END_OF_FILE))
+    records = tf.data.TFRecordDataset(file).ignore_errors(log_warning=True).batch(_READ_BLOCK)
+    records = records.concatenate(tf.data.Dataset.from_tensors(tf.constant([_END_OF_FILE])))
 
-    def step(state, record):
+    def step(state, block):
         consumed, index = state
-        is_end = tf.equal(record, _END_OF_FILE)
-        length = tf.cast(tf.strings.length(record), tf.int64) + _TFRECORD_OVERHEAD_BYTES
+        count = tf.size(block, out_type=tf.int64)
+        is_end = tf.equal(block, _END_OF_FILE)
+        lengths = tf.cast(tf.strings.length(block), tf.int64) + _TFRECORD_OVERHEAD_BYTES
         status = tf.where(is_end, tf.where(consumed == size, _DROP, _BAD_FRAMING), _OK)
-        return (consumed + length, index + 1), {"file": file, "index": index, "record": record,
-                                                "status": status}
+        return (consumed + tf.reduce_sum(lengths), index + count), {
+            "file": tf.fill([count], file), "index": index + tf.range(count), "record": block,
+            "status": status}
 
     return records.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _graph_fn(step))
 
@@ -267,9 +276,10 @@ def _record_stream(cfg: _Config) -> tf.data.Dataset:
     if cfg.is_training and not shard_records:
         files = files.shuffle(len(cfg.files), seed=cfg.seed, reshuffle_each_iteration=True)
     cycle = min(cfg.num_readers, len(cfg.files))
-    records = files.interleave(_graph_fn(_read_file), cycle_length=cycle, block_length=1,
-                               num_parallel_calls=cycle,
-                               deterministic=cfg.deterministic or shard_records)
+    blocks = files.interleave(_graph_fn(_read_file), cycle_length=cycle, block_length=1,
+                              num_parallel_calls=cycle,
+                              deterministic=cfg.deterministic or shard_records)
+    records = blocks.unbatch()
     if shard_records:
         records = records.shard(*cfg.shard_records)
     if cfg.cache:
@@ -290,11 +300,14 @@ def _meta(index: tf.Tensor, file: tf.Tensor) -> tf.Tensor:
     return tf.strings.join([tf.strings.as_string(index), file], separator=":")
 
 
-def _decode(seq: tf.Tensor, element: dict, channels: int, table) -> dict:
-    """Parses and decodes an OK record; raises on corrupt data (dropped later).
+def _decode(seq: tf.Tensor, element: dict, channels: int, table, preprocess_fn: Callable,
+            cfg: "_Config", base_seed: tf.Tensor) -> dict:
+    """Parses, decodes and preprocesses an OK record; raises on corrupt data (dropped later).
 
     First files the record's (index, file) under `seq` in `table`, so that
-    the check after `ignore_errors` can name a record that failed here.
+    the check after `ignore_errors` can name a record that failed here. One
+    function for both steps: a tf.data stage per record costs more than the
+    decoding of a small image.
     """
     insert = table.insert(tf.reshape(seq, [1]), tf.reshape(_meta(element["index"], element["file"]), [1]))
     with tf.control_dependencies([insert]):
@@ -303,12 +316,21 @@ def _decode(seq: tf.Tensor, element: dict, channels: int, table) -> dict:
     def decode():
         features = parse_example(element["record"])
         label = features[LABEL_KEY]
-        return decode_image(features, channels), label, tf.where(label < 0, _NO_LABEL, _OK)
+        kwargs = {}
+        if cfg.is_training and _accepts_seed(preprocess_fn):
+            kwargs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, seq)
+        image = preprocess_fn(decode_image(features, channels), cfg.image_size, cfg.image_size,
+                              **kwargs)
+        out_channels.append(image.shape[-1])  # 1 after a grayscale preprocessing
+        return tf.cast(image, tf.float32), label, tf.where(label < 0, _NO_LABEL, _OK)
 
-    def passthrough():
-        return tf.zeros([1, 1, channels], tf.uint8), tf.constant(-1, tf.int64), status
+    def passthrough():  # traced after decode (tf.cond traces the true branch first)
+        return (tf.zeros([cfg.image_size, cfg.image_size, out_channels[-1] or 1]),
+                tf.constant(-1, tf.int64), status)
 
+    out_channels: list = []
     image, label, status = tf.cond(status == _OK, decode, passthrough)
+    image = tf.ensure_shape(image, [cfg.image_size, cfg.image_size, out_channels[-1]])
     return {"seq": seq, "file": element["file"], "index": element["index"],
             "status": status, "image": image, "label": label}
 
@@ -360,9 +382,13 @@ def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
         "or pass skip_corrupt=True (--skip_corrupt) to skip and count corrupt records."]))
 
 
-def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
-                   stats: PipelineStats) -> tf.data.Dataset:
-    """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones."""
+def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool, stats: PipelineStats,
+                   labels_offset: int) -> tf.data.Dataset:
+    """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones.
+
+    Yields `(image, label - labels_offset)` of the good records; a label that
+    the offset makes negative is an error.
+    """
     def report(expected, seq, element):
         status = element["status"]
         lost = tf.range(expected, seq)
@@ -394,14 +420,21 @@ def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool,
             f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
             tf.strings.as_string(element["index"]), " of ", element["file"],
             "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
-        with tf.control_dependencies([handled, too_many]):
-            keep = tf.equal(status, _OK)
+        keep = tf.equal(status, _OK)
+        label = element["label"]
+        below = _fail(tf.logical_and(keep, label < labels_offset), lambda: tf.strings.join([
+            "record ", tf.strings.as_string(element["index"]), " of ", element["file"], " has ",
+            LABEL_KEY, "=", tf.strings.as_string(label),
+            f", below labels_offset={labels_offset}; labels must stay >= 0 after the offset "
+            "is subtracted (use labels_offset=0 for 0-based labels)"]))
+        with tf.control_dependencies([handled, too_many, below]):
+            keep = tf.identity(keep)
         corrupt_run = tf.where(keep, tf.constant(0, tf.int64), corrupt_run)
-        return (seq + 1, corrupt_run), dict(element, keep=keep)
+        return (seq + 1, corrupt_run), (element["image"], label - labels_offset, keep)
 
     initial = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
     checked = decoded.scan(initial, _graph_fn(step))
-    return checked.filter(_graph_fn(lambda element: element["keep"]))
+    return checked.filter(_graph_fn(lambda image, label, keep: keep))
 
 
 def _accepts_seed(fn: Callable) -> bool:
@@ -410,22 +443,6 @@ def _accepts_seed(fn: Callable) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "seed" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-def _preprocess(element: dict, preprocess_fn: Callable, cfg: _Config, base_seed: tf.Tensor):
-    kwargs = {}
-    if cfg.is_training and _accepts_seed(preprocess_fn):
-        kwargs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, element["seq"])
-    image = preprocess_fn(element["image"], cfg.image_size, cfg.image_size, **kwargs)
-    image = tf.ensure_shape(tf.cast(image, tf.float32), [cfg.image_size, cfg.image_size, None])
-    label = element["label"] - cfg.labels_offset
-    checked = _fail(label < 0, lambda: tf.strings.join([
-        "record ", tf.strings.as_string(element["index"]), " of ", element["file"], " has ",
-        LABEL_KEY, "=", tf.strings.as_string(element["label"]),
-        f", below labels_offset={cfg.labels_offset}; labels must stay >= 0 after the offset "
-        "is subtracted (use labels_offset=0 for 0-based labels)"]))
-    with tf.control_dependencies([checked]):
-        return image, tf.identity(label)
 
 
 def _make_config(files, batch_size, image_size, is_training, labels_offset, num_readers,
@@ -519,15 +536,15 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="?:?")
 
     records = _record_stream(cfg).enumerate()
-    decoded = records.map(_graph_fn(lambda seq, element: _decode(seq, element, cfg.channels, table)),
-                          num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
+    decoded = records.map(_graph_fn(lambda seq, element: _decode(
+        seq, element, cfg.channels, table, preprocess_fn, cfg, base_seed)),
+        num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
     # Log the decoder's messages when failing; when skipping, stats logs a few.
     decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
-    checked = _check_records(decoded, table, cfg.skip_corrupt, stats)
-    images = checked.map(_graph_fn(lambda element: _preprocess(element, preprocess_fn, cfg, base_seed)),
-                         num_parallel_calls=cfg.num_parallel_calls,
-                         deterministic=cfg.deterministic)
-    batches = images.batch(batch_size, drop_remainder=cfg.drop_remainder).prefetch(AUTOTUNE)
+    checked = _check_records(decoded, table, cfg.skip_corrupt, stats, cfg.labels_offset)
+    batches = checked.batch(batch_size, drop_remainder=cfg.drop_remainder)
+    batches = batches.map(_graph_fn(lambda images, labels, keep: (images, labels)))
+    batches = batches.prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
     return batches.with_options(options)
