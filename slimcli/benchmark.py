@@ -295,15 +295,26 @@ def _dataset_name(config: BenchmarkConfig) -> str:
     return descriptor["name"]
 
 
-def train_runner(config: BenchmarkConfig, info: Any, num_classes: int,
-                 synthetic: bool) -> tuple[Runner, Any]:
-    """The slim-train step (warmed up) as a runner, and the training input it reads."""
+def train_runner(config: BenchmarkConfig, info: Any,
+                 num_classes: int) -> tuple[Runner, Any, Callable[[], Runner]]:
+    """The slim-train step (warmed up) as a runner, the training input it reads, and
+    a maker of a runner of the same step (same net, same optimizer) on generated data."""
+    from slimcli.nets import nets_factory
     from slimcli.train import setup_training
-    run = setup_training(_train_config(config, num_classes, synthetic), info)
-    iterator = run.iterator()
-    runner = stepper(lambda: run.step(iterator)["total_loss"], float)
-    runner(config.warmup_steps)
-    return runner, run.data
+    from slimcli.train_data import make_train_data
+    run = setup_training(_train_config(config, num_classes, config.synthetic), info)
+
+    def runner_over(data: Any) -> Runner:
+        iterator = iter(run.strategy.distribute_datasets_from_function(data.dataset_fn))
+        runner = stepper(lambda: run.step(iterator)["total_loss"], float)
+        runner(config.warmup_steps)
+        return runner
+
+    def on_synthetic() -> Runner:
+        generated = make_train_data(_train_config(config, run.data.num_classes, True),
+                                    nets_factory.get_net_spec(config.model_name), info)
+        return runner_over(generated)
+    return runner_over(run.data), run.data, on_synthetic
 
 
 def inference_runner(config: BenchmarkConfig, info: Any, num_classes: int, size: int,
@@ -443,7 +454,6 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     num_classes = config.num_classes or spec.zoo_num_classes
     result: dict[str, Any] = {"config": dataclasses.asdict(config), "machine": _machine(),
                               "num_replicas": info.num_replicas}
-    keras_flops: list[int] = []
 
     def keras_side(mode: str) -> dict[str, Runner]:
         if not config.compare_keras:
@@ -452,21 +462,13 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
         if side is None:
             result["keras"] = f"no keras.applications equivalent of {config.model_name}"
             return {}
-        keras_flops[:] = [side[1]]
+        result["keras_gflops_per_image"] = side[1] / 1e9
         return {"keras": side[0]}
 
     data = None
     if "train" in config.modes:
         _reset_device_memory()
-        ours, data = train_runner(config, info, num_classes, config.synthetic)
-        num_classes, size, channels = data.num_classes, data.image_size, data.channels
-
-        def train_others() -> dict[str, Runner]:
-            others = keras_side("train")
-            if config.compare_synthetic and not config.synthetic:
-                others["synthetic"] = train_runner(config, info, num_classes, True)[0]
-            return others
-        result["train"] = _timed_mode(config, info, ours, train_others)
+        ours, data, on_synthetic = train_runner(config, info, num_classes)
     elif "input" in config.modes:
         from slimcli.train_data import make_train_data
         data = make_train_data(_train_config(config, num_classes, config.synthetic), spec, info)
@@ -480,37 +482,42 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
                                          config.data)
             num_classes = split.num_classes
     result.update(model_name=config.model_name, image_size=size, num_classes=num_classes)
+    if "train" in config.modes:
+        def train_others() -> dict[str, Runner]:
+            others = keras_side("train")
+            if config.compare_synthetic:
+                others["synthetic"] = on_synthetic()
+            return others
+        result["train"] = _timed_mode(config, info, ours, train_others)
     if "inference" in config.modes:
         _reset_device_memory()
         ours = inference_runner(config, info, num_classes, size, channels, dtype)
         result["inference"] = _timed_mode(config, info, ours, lambda: keras_side("inference"))
     if "input" in config.modes:
         result["input"] = bench_input(config, data)
-    _add_flops(result, config, num_classes, size, channels, dtype, keras_flops)
+    _add_flops(result, config, num_classes, size, channels, dtype)
     if config.output_json:
         _write_json(config.output_json, result)
     return result
 
 
 def _add_flops(result: dict, config: BenchmarkConfig, num_classes: int, size: int,
-               channels: int, dtype: tf.DType, keras_flops: list[int]) -> None:
+               channels: int, dtype: tf.DType) -> None:
     """GFLOPs per image (forward; a training step counts 3x), achieved GFLOP/s, % of peak.
 
     Keras's rates get the same figures from its twin's own FLOPs.
     """
     from slimcli.nets import nets_factory
     net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
-    forward = model_flops(lambda x: net(x)[0], [1, size, size, channels])
+    gflops = model_flops(lambda x: net(x)[0], [1, size, size, channels]) / 1e9
     peak = measured_peak_gflops(dtype)
-    result.update(gflops_per_image=forward / 1e9, machine_peak_gflops=peak)
-    keras_forward = keras_flops[0] if keras_flops else 0
-    if keras_forward:
-        result["keras_gflops_per_image"] = keras_forward / 1e9
+    result.update(gflops_per_image=gflops, machine_peak_gflops=peak)
     for mode, factor in (("train", 3), ("inference", 1)):
         ours = result.get(mode) or {}
-        for figures, flops in ((ours, forward), (ours.get("keras"), keras_forward)):
-            if figures and flops:
-                achieved = figures["images_per_sec"] * factor * flops / 1e9
+        for figures, per_image in ((ours, gflops),
+                                   (ours.get("keras"), result.get("keras_gflops_per_image"))):
+            if figures and per_image:
+                achieved = figures["images_per_sec"] * factor * per_image
                 figures.update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
 
 

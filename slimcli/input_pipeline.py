@@ -64,12 +64,13 @@ _OK = 0
 _END = 1            # end-of-stream marker (finite streams)
 _BAD_FRAMING = 2    # the file is truncated or corrupt from this record on
 _NO_LABEL = 3       # the Example has no image/class/label
-_DECODE_FAILED = 4  # not a parseable Example with a decodable image
+_DECODE_FAILED = 4  # not a parseable Example with a decodable image (or preprocessing failed)
 _REASONS = {
     _BAD_FRAMING: "truncated or corrupt TFRecord data (short read or CRC mismatch); "
                   "the rest of this file cannot be read",
     _NO_LABEL: f"the tf.train.Example has no {LABEL_KEY}",
-    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY}",
+    _DECODE_FAILED: f"not a tf.train.Example with a decodable {IMAGE_KEY}, or its "
+                    "preprocessing failed",
 }
 _TFRECORD_OVERHEAD_BYTES = 16  # length (8) + length CRC (4) + data CRC (4)
 # Ends each file's records. A serialized proto never starts with a 0 byte, so
@@ -300,8 +301,8 @@ def _meta(index: tf.Tensor, file: tf.Tensor) -> tf.Tensor:
     return tf.strings.join([tf.strings.as_string(index), file], separator=":")
 
 
-def _decode(seq: tf.Tensor, element: dict, channels: int, table, preprocess_fn: Callable,
-            cfg: "_Config", base_seed: tf.Tensor) -> dict:
+def _decode(seq: tf.Tensor, element: dict, table, preprocess_fn: Callable, cfg: _Config,
+            base_seed: tf.Tensor) -> dict:
     """Parses, decodes and preprocesses an OK record; raises on corrupt data (dropped later).
 
     First files the record's (index, file) under `seq` in `table`, so that
@@ -309,7 +310,8 @@ def _decode(seq: tf.Tensor, element: dict, channels: int, table, preprocess_fn: 
     function for both steps: a tf.data stage per record costs more than the
     decoding of a small image.
     """
-    insert = table.insert(tf.reshape(seq, [1]), tf.reshape(_meta(element["index"], element["file"]), [1]))
+    insert = table.insert(tf.reshape(seq, [1]),
+                          tf.reshape(_meta(element["index"], element["file"]), [1]))
     with tf.control_dependencies([insert]):
         status = tf.identity(element["status"])
 
@@ -319,8 +321,8 @@ def _decode(seq: tf.Tensor, element: dict, channels: int, table, preprocess_fn: 
         kwargs = {}
         if cfg.is_training and _accepts_seed(preprocess_fn):
             kwargs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, seq)
-        image = preprocess_fn(decode_image(features, channels), cfg.image_size, cfg.image_size,
-                              **kwargs)
+        size = cfg.image_size
+        image = preprocess_fn(decode_image(features, cfg.channels), size, size, **kwargs)
         out_channels.append(image.shape[-1])  # 1 after a grayscale preprocessing
         return tf.cast(image, tf.float32), label, tf.where(label < 0, _NO_LABEL, _OK)
 
@@ -537,7 +539,7 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
 
     records = _record_stream(cfg).enumerate()
     decoded = records.map(_graph_fn(lambda seq, element: _decode(
-        seq, element, cfg.channels, table, preprocess_fn, cfg, base_seed)),
+        seq, element, table, preprocess_fn, cfg, base_seed)),
         num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
     # Log the decoder's messages when failing; when skipping, stats logs a few.
     decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
