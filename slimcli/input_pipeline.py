@@ -79,6 +79,9 @@ _END_OF_FILE = b"\x00slimcli:end-of-file"
 _MAX_CORRUPT_IN_A_ROW = 1000
 # Records a file reader hands on at a time: files interleave in blocks of this many.
 _READ_BLOCK = 16
+# Decoded records checked at a time (vectorized). All-corrupt data is found
+# after this many end-of-file markers, so it stays small.
+_CHECK_BLOCK = 32
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -384,59 +387,78 @@ def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
         "or pass skip_corrupt=True (--skip_corrupt) to skip and count corrupt records."]))
 
 
+def _first(mask: tf.Tensor) -> tf.Tensor:
+    """Index of the first True of a non-empty-where-used boolean vector."""
+    return tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int64)
+
+
 def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool, stats: PipelineStats,
                    labels_offset: int) -> tf.data.Dataset:
     """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones.
 
-    Yields `(image, label - labels_offset)` of the good records; a label that
-    the offset makes negative is an error.
+    Runs on blocks of _CHECK_BLOCK decoded records, vectorized: a per-record
+    tf.data stage costs more than the check itself. Yields blocks of
+    `(images, labels - labels_offset)` of the good records (possibly empty);
+    a label that the offset makes negative is an error.
     """
-    def report(expected, seq, element):
-        status = element["status"]
-        lost = tf.range(expected, seq)
-        lost_metas = table.lookup(lost)
-        own_bad = tf.reshape(status >= _BAD_FRAMING, [1])
-        own = tf.boolean_mask(tf.reshape(_meta(element["index"], element["file"]), [1]), own_bad)
-        metas = tf.concat([lost_metas, own], 0)
-        reasons = tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
-                             tf.boolean_mask(tf.reshape(status, [1]), own_bad)], 0)
-        handled = tf.cond(tf.size(metas) > 0,
-                          lambda: _report_corrupt(metas, reasons, skip_corrupt, stats),
-                          lambda: tf.constant(True))
-        with tf.control_dependencies([handled, table.remove(tf.range(expected, seq + 1))]):
-            return tf.constant(True)
+    def report(expected, last, block, bad):
+        seq, status = block["seq"], block["status"]
+        span = tf.range(expected, last + 1)
+        present = tf.scatter_nd(tf.reshape(seq - expected, [-1, 1]),
+                                tf.ones_like(seq, tf.bool), tf.shape(span, out_type=tf.int64))
+        lost = tf.boolean_mask(span, tf.logical_not(present))
+        order = tf.argsort(tf.concat([lost, tf.boolean_mask(seq, bad)], 0))
+        metas = tf.gather(tf.concat([table.lookup(lost), tf.boolean_mask(
+            _meta(block["index"], block["file"]), bad)], 0), order)
+        reasons = tf.gather(tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
+                                       tf.boolean_mask(status, bad)], 0), order)
+        return _report_corrupt(metas, reasons, skip_corrupt, stats)
 
-    def forget(seq):
-        with tf.control_dependencies([table.remove(tf.reshape(seq, [1]))]):
-            return tf.constant(True)
-
-    def step(state, element):
+    def step(state, block):
         expected, corrupt_run = state
-        seq, status = element["seq"], element["status"]
-        all_well = tf.logical_and(tf.equal(seq, expected), status < _BAD_FRAMING)
-        handled = tf.cond(all_well, lambda: forget(seq), lambda: report(expected, seq, element))
-        # Corrupt records in a row; with skip_corrupt, all-corrupt data would
-        # otherwise loop forever in a repeated (training) stream.
-        corrupt_run += seq - expected + tf.cast(status >= _BAD_FRAMING, tf.int64)
-        too_many = _fail(corrupt_run >= _MAX_CORRUPT_IN_A_ROW, lambda: tf.strings.join([
-            f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
-            tf.strings.as_string(element["index"]), " of ", element["file"],
-            "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
+        seq, status, label = block["seq"], block["status"], block["label"]
+        last = seq[-1]
+        bad = status >= _BAD_FRAMING
+        all_well = tf.logical_and(tf.equal(last - expected + 1, tf.size(seq, out_type=tf.int64)),
+                                  tf.logical_not(tf.reduce_any(bad)))
+        handled = tf.cond(all_well, lambda: tf.constant(True),
+                          lambda: report(expected, last, block, bad))
+        with tf.control_dependencies([handled]):
+            forget = table.remove(tf.range(expected, last + 1))
+        # Corrupt records in a row, before each record's own reset: with
+        # skip_corrupt, all-corrupt data would otherwise loop forever in a
+        # repeated (training) stream. `counted` adds each record's gap (records
+        # lost before it) and its own bad status; a kept record resets the run.
         keep = tf.equal(status, _OK)
-        label = element["label"]
-        below = _fail(tf.logical_and(keep, label < labels_offset), lambda: tf.strings.join([
-            "record ", tf.strings.as_string(element["index"]), " of ", element["file"], " has ",
-            LABEL_KEY, "=", tf.strings.as_string(label),
+        counted = tf.math.cumsum(seq - tf.concat([[expected], seq[:-1] + 1], 0)
+                                 + tf.cast(bad, tf.int64))
+        keeps_before = tf.math.cumsum(tf.cast(keep, tf.int64), exclusive=True)
+        # The count at the last kept record before each one (-run carried in before the first).
+        since = tf.gather(tf.concat([[-corrupt_run], tf.boolean_mask(counted, keep)], 0),
+                          keeps_before)
+        run = counted - since
+        too_many = run >= _MAX_CORRUPT_IN_A_ROW
+        at = _first(too_many)
+        too_many = _fail(tf.reduce_any(too_many), lambda: tf.strings.join([
+            f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
+            tf.strings.as_string(block["index"][at]), " of ", block["file"][at],
+            "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
+        below = tf.logical_and(keep, label < labels_offset)
+        at = _first(below)
+        below = _fail(tf.reduce_any(below), lambda: tf.strings.join([
+            "record ", tf.strings.as_string(block["index"][at]), " of ", block["file"][at],
+            " has ", LABEL_KEY, "=", tf.strings.as_string(label[at]),
             f", below labels_offset={labels_offset}; labels must stay >= 0 after the offset "
             "is subtracted (use labels_offset=0 for 0-based labels)"]))
-        with tf.control_dependencies([handled, too_many, below]):
-            keep = tf.identity(keep)
-        corrupt_run = tf.where(keep, tf.constant(0, tf.int64), corrupt_run)
-        return (seq + 1, corrupt_run), (element["image"], label - labels_offset, keep)
+        with tf.control_dependencies([forget, too_many, below]):
+            images, labels = tf.cond(
+                tf.reduce_all(keep), lambda: (tf.identity(block["image"]), tf.identity(label)),
+                lambda: (tf.boolean_mask(block["image"], keep), tf.boolean_mask(label, keep)))
+        corrupt_run = tf.where(keep[-1], tf.constant(0, tf.int64), run[-1])
+        return (last + 1, corrupt_run), (images, labels - labels_offset)
 
     initial = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
-    checked = decoded.scan(initial, _graph_fn(step))
-    return checked.filter(_graph_fn(lambda image, label, keep: keep))
+    return decoded.batch(_CHECK_BLOCK).prefetch(2).scan(initial, _graph_fn(step))
 
 
 def _accepts_seed(fn: Callable) -> bool:
@@ -544,8 +566,7 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     # Log the decoder's messages when failing; when skipping, stats logs a few.
     decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
     checked = _check_records(decoded, table, cfg.skip_corrupt, stats, cfg.labels_offset)
-    batches = checked.batch(batch_size, drop_remainder=cfg.drop_remainder)
-    batches = batches.map(_graph_fn(lambda images, labels, keep: (images, labels)))
+    batches = checked.rebatch(batch_size, drop_remainder=cfg.drop_remainder)
     batches = batches.prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
