@@ -247,8 +247,10 @@ def _shard(files: tuple[str, ...], sizes: tuple[int, ...],
     return files, sizes, (count, index)
 
 
-def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
-    """Blocks of the records of one file as dicts of vectors, then an end-of-file marker.
+def _read_file(number: tf.Tensor, file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
+    """Blocks of the records of file `number` as dicts of vectors, then an end-of-file marker.
+
+    Each record's `where` is its file number and index in one int64 (`_where`).
 
     The marker's status is _DROP when the bytes read add up to the file size,
     else _BAD_FRAMING (the reader stopped at a damaged record). Records come in
@@ -265,8 +267,7 @@ def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
         lengths = tf.cast(tf.strings.length(block), tf.int64) + _TFRECORD_OVERHEAD_BYTES
         status = tf.where(is_end, tf.where(consumed == size, _DROP, _BAD_FRAMING), _OK)
         return (consumed + tf.reduce_sum(lengths), index + count), {
-            "file": tf.fill([count], file), "index": index + tf.range(count), "record": block,
-            "status": status}
+            "where": _where(number, index + tf.range(count)), "record": block, "status": status}
 
     return records.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _graph_fn(step))
 
@@ -274,7 +275,8 @@ def _read_file(file: tf.Tensor, size: tf.Tensor) -> tf.data.Dataset:
 def _record_stream(cfg: _Config) -> tf.data.Dataset:
     """Reads, shards, caches, shuffles and repeats the raw records."""
     files = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(cfg.files, tf.string), tf.constant(cfg.file_sizes, tf.int64)))
+        (tf.range(len(cfg.files), dtype=tf.int64), tf.constant(cfg.files, tf.string),
+         tf.constant(cfg.file_sizes, tf.int64)))
     shard_records = cfg.shard_records[0] > 1
     # Sharding records needs the same record order in every pipeline.
     if cfg.is_training and not shard_records:
@@ -295,26 +297,36 @@ def _record_stream(cfg: _Config) -> tf.data.Dataset:
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     if cfg.repeat:
         return records
-    end = {"file": tf.constant(""), "index": tf.constant(-1, tf.int64),
-           "record": tf.constant(""), "status": tf.constant(_END)}
+    end = {"where": tf.constant(-1, tf.int64), "record": tf.constant(""),
+           "status": tf.constant(_END)}
     return records.concatenate(tf.data.Dataset.from_tensors(end))
 
 
-def _meta(index: tf.Tensor, file: tf.Tensor) -> tf.Tensor:
-    return tf.strings.join([tf.strings.as_string(index), file], separator=":")
+_INDEX_BITS = 40  # `where` = file number << 40 | record index within the file
+
+
+def _where(number: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    return number * (1 << _INDEX_BITS) + index
+
+
+def _located(where: tf.Tensor, files: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(file names, record indices) of `where` values; -1 (unknown) gives ("?", -1)."""
+    known = where >= 0
+    number = tf.where(known, where // (1 << _INDEX_BITS), 0)
+    return (tf.where(known, tf.gather(files, number), "?"),
+            tf.where(known, where % (1 << _INDEX_BITS), -1))
 
 
 def _decode(seq: tf.Tensor, element: dict, table, preprocess_fn: Callable, cfg: _Config,
             base_seed: tf.Tensor) -> dict:
     """Parses, decodes and preprocesses an OK record; raises on corrupt data (dropped later).
 
-    First files the record's (index, file) under `seq` in `table`, so that
+    First files the record's `where` under `seq` in `table`, so that
     the check after `ignore_errors` can name a record that failed here. One
     function for both steps: a tf.data stage per record costs more than the
     decoding of a small image.
     """
-    insert = table.insert(tf.reshape(seq, [1]),
-                          tf.reshape(_meta(element["index"], element["file"]), [1]))
+    insert = table.insert(tf.reshape(seq, [1]), tf.reshape(element["where"], [1]))
     with tf.control_dependencies([insert]):
         status = tf.identity(element["status"])
 
@@ -336,8 +348,8 @@ def _decode(seq: tf.Tensor, element: dict, table, preprocess_fn: Callable, cfg: 
     out_channels: list = []
     image, label, status = tf.cond(status == _OK, decode, passthrough)
     image = tf.ensure_shape(image, [cfg.image_size, cfg.image_size, out_channels[-1]])
-    return {"seq": seq, "file": element["file"], "index": element["index"],
-            "status": status, "image": image, "label": label}
+    return {"seq": seq, "where": element["where"], "status": status, "image": image,
+            "label": label}
 
 
 # Tags the pipeline's own run-time errors inside TensorFlow's InvalidArgumentError text.
@@ -370,19 +382,17 @@ def _fail(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Tenso
     return tf.cond(condition, raise_error, lambda: tf.constant(True))
 
 
-def _report_corrupt(metas: tf.Tensor, reasons: tf.Tensor, skip_corrupt: bool,
+def _report_corrupt(wheres: tf.Tensor, reasons: tf.Tensor, files: tf.Tensor, skip_corrupt: bool,
                     stats: PipelineStats) -> tf.Tensor:
     """Fails on the first corrupt record, or counts and logs them all."""
-    parts = tf.strings.split(metas, sep=":", maxsplit=1).to_tensor(shape=[None, 2])
-    indices, files = parts[:, 0], parts[:, 1]
+    files, indices = _located(wheres, files)
     if skip_corrupt:
-        total = tf.py_function(stats.add, [files, tf.strings.to_number(indices, tf.int64), reasons],
-                               Tout=tf.int64)
+        total = tf.py_function(stats.add, [files, indices, reasons], Tout=tf.int64)
         with tf.control_dependencies([total]):
             return tf.constant(True)
     reason_text = tf.gather(tf.constant([_REASONS.get(code, "") for code in range(5)]), reasons[0])
     return _fail(tf.size(reasons) > 0, lambda: tf.strings.join([
-        "corrupt record ", indices[0], " of ", files[0], ": ", reason_text,
+        "corrupt record ", tf.strings.as_string(indices[0]), " of ", files[0], ": ", reason_text,
         " (TensorFlow's own message is in the warning logged just before). Fix or remove it, "
         "or pass skip_corrupt=True (--skip_corrupt) to skip and count corrupt records."]))
 
@@ -392,8 +402,8 @@ def _first(mask: tf.Tensor) -> tf.Tensor:
     return tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int64)
 
 
-def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool, stats: PipelineStats,
-                   labels_offset: int) -> tf.data.Dataset:
+def _check_records(decoded: tf.data.Dataset, table, files: tf.Tensor, skip_corrupt: bool,
+                   stats: PipelineStats, labels_offset: int) -> tf.data.Dataset:
     """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones.
 
     Runs on blocks of _CHECK_BLOCK decoded records, vectorized: a per-record
@@ -408,11 +418,11 @@ def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool, stats: P
                                 tf.ones_like(seq, tf.bool), tf.shape(span, out_type=tf.int64))
         lost = tf.boolean_mask(span, tf.logical_not(present))
         order = tf.argsort(tf.concat([lost, tf.boolean_mask(seq, bad)], 0))
-        metas = tf.gather(tf.concat([table.lookup(lost), tf.boolean_mask(
-            _meta(block["index"], block["file"]), bad)], 0), order)
+        wheres = tf.gather(tf.concat([table.lookup(lost), tf.boolean_mask(block["where"], bad)],
+                                     0), order)
         reasons = tf.gather(tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
                                        tf.boolean_mask(status, bad)], 0), order)
-        return _report_corrupt(metas, reasons, skip_corrupt, stats)
+        return _report_corrupt(wheres, reasons, files, skip_corrupt, stats)
 
     def step(state, block):
         expected, corrupt_run = state
@@ -438,15 +448,16 @@ def _check_records(decoded: tf.data.Dataset, table, skip_corrupt: bool, stats: P
                           keeps_before)
         run = counted - since
         too_many = run >= _MAX_CORRUPT_IN_A_ROW
-        at = _first(too_many)
+        file, index = _located(block["where"][_first(too_many)], files)
         too_many = _fail(tf.reduce_any(too_many), lambda: tf.strings.join([
             f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
-            tf.strings.as_string(block["index"][at]), " of ", block["file"][at],
+            tf.strings.as_string(index), " of ", file,
             "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
         below = tf.logical_and(keep, label < labels_offset)
         at = _first(below)
+        file, index = _located(block["where"][at], files)
         below = _fail(tf.reduce_any(below), lambda: tf.strings.join([
-            "record ", tf.strings.as_string(block["index"][at]), " of ", block["file"][at],
+            "record ", tf.strings.as_string(index), " of ", file,
             " has ", LABEL_KEY, "=", tf.strings.as_string(label[at]),
             f", below labels_offset={labels_offset}; labels must stay >= 0 after the offset "
             "is subtracted (use labels_offset=0 for 0-based labels)"]))
@@ -557,7 +568,7 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     stats = stats if stats is not None else PipelineStats()
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
-    table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value="?:?")
+    table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=-1)
 
     records = _record_stream(cfg).enumerate()
     decoded = records.map(_graph_fn(lambda seq, element: _decode(
@@ -565,7 +576,8 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
         num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
     # Log the decoder's messages when failing; when skipping, stats logs a few.
     decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
-    checked = _check_records(decoded, table, cfg.skip_corrupt, stats, cfg.labels_offset)
+    checked = _check_records(decoded, table, tf.constant(cfg.files, tf.string), cfg.skip_corrupt,
+                             stats, cfg.labels_offset)
     batches = checked.rebatch(batch_size, drop_remainder=cfg.drop_remainder)
     batches = batches.prefetch(AUTOTUNE)
     options = tf.data.Options()
