@@ -176,6 +176,23 @@ def test_vgg_smallest_side_rounds_half_to_even_in_float32():
     assert [int(v) for v in vgg.smallest_size_at_least(2, 5, 3)] == [3, 8]
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_crop_or_pad_equals_tensorflows_resize_with_crop_or_pad(channels):
+    rng = np.random.RandomState(channels)
+    lean = {}
+    for height, width in [(1, 1), (5, 4), (6, 7), (28, 28), (33, 30)]:
+        image = tf.constant(rng.randint(0, 256, (height, width, channels)).astype(np.float32))
+        for target in [(1, 3), (5, 28), (6, 31), (28, 28)]:
+            # Traced with an unknown size, as in the input pipeline.
+            fn = lean.setdefault(target, tf.function(
+                lambda x, t=target: common.crop_or_pad(x, *t),
+                input_signature=[tf.TensorSpec([None, None, channels])]))
+            ours = fn(image)
+            expected = tf.image.resize_with_crop_or_pad(image, *target)
+            assert ours.shape == expected.shape == (*target, channels)
+            np.testing.assert_array_equal(ours.numpy(), expected.numpy())
+
+
 def test_crop_larger_than_image_fails_clearly():
     with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than the 300x300 crop"):
         get_preprocessing("vgg")(tf.constant(make_image("a")), 300, 300)

@@ -71,7 +71,7 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
     image = tf.cast(image, tf.float32)
     if use_grayscale:
         image = common.to_grayscale(image)
-    resized = tf.image.resize_with_crop_or_pad(image, output_height, output_width)
+    resized = common.crop_or_pad(image, output_height, output_width)
     common.image_summary("resized_image", resized[tf.newaxis], add_image_summaries)
     return tf.image.per_image_standardization(resized)
 

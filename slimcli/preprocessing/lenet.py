@@ -41,5 +41,5 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
     image = tf.cast(image, tf.float32)
     if use_grayscale:
         image = common.to_grayscale(image)
-    image = tf.image.resize_with_crop_or_pad(image, output_height, output_width)
+    image = common.crop_or_pad(image, output_height, output_width)
     return (image - SCALE) / SCALE
