@@ -8,11 +8,12 @@ Used by training, evaluation and the benchmarks:
 
 Stages: interleaved parallel reads of the files (shuffled when training; in
 blocks of 16 records) → shard per worker → [cache] → [repeat] → shuffle
-records → number the records → parse + decode + preprocess (parallel) →
-corrupt-record and label check → batch → prefetch. Every parallel stage is
-AUTOTUNE unless told otherwise. Each tf.data stage costs tens of microseconds
-per element, more than decoding a 28x28 PNG, so the per-record stages are few
-and the file reading runs per block (docs/benchmarks.md has the figures).
+records → blocks of 32 records, numbered → parse + decode + preprocess a block
+per element (parallel) → corrupt-record and label check per block → rebatch
+to the batch size → prefetch. Every parallel stage is AUTOTUNE unless told
+otherwise. Each tf.data stage costs tens of microseconds per element, more
+than decoding a 28x28 PNG, so the stages after the shuffle work on blocks
+(docs/preprocessing.md has the figures).
 
 Corrupt data. Three things can be wrong with a record: the TFRecord framing
 (truncated file, CRC mismatch: the rest of that file cannot be read), the
@@ -21,10 +22,11 @@ Corrupt data. Three things can be wrong with a record: the TFRecord framing
 the record index (0-based, within the file). With `skip_corrupt=True` it
 skips such records, logs them and counts them in `PipelineStats`.
 
-How, cheaply: decoding is an ordinary parallel map followed by
-`ignore_errors`; an ordered check after it finds gaps in the records'
-sequence numbers and looks up who was lost in a small table. Framing: the
-bytes read per file must add up to its size. See docs/preprocessing.md.
+How, cheaply: a block is decoded in one element of a parallel map followed by
+`ignore_errors`, so a corrupt record loses its block; the ordered check after
+it finds the gap in the block numbers and decodes that block again record by
+record (`_Decoder`), from a small table that holds each block until checked.
+Framing: the bytes read per file must add up to its size.
 """
 
 from __future__ import annotations
@@ -79,9 +81,10 @@ _END_OF_FILE = b"\x00slimcli:end-of-file"
 _MAX_CORRUPT_IN_A_ROW = 1000
 # Records a file reader hands on at a time: files interleave in blocks of this many.
 _READ_BLOCK = 16
-# Decoded records checked at a time (vectorized). All-corrupt data is found
-# after this many end-of-file markers, so it stays small.
-_CHECK_BLOCK = 32
+# Records decoded as one tf.data element, and checked at a time (vectorized).
+_DECODE_BLOCK = 32
+# Every this many-th block is decoded record by record (see `_Decoder`).
+_DEFERRED_EVERY = 32
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -295,11 +298,7 @@ def _record_stream(cfg: _Config) -> tf.data.Dataset:
         records = records.repeat()
     if cfg.is_training:
         records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-    if cfg.repeat:
-        return records
-    end = {"where": tf.constant(-1, tf.int64), "record": tf.constant(""),
-           "status": tf.constant(_END)}
-    return records.concatenate(tf.data.Dataset.from_tensors(end))
+    return records
 
 
 _INDEX_BITS = 40  # `where` = file number << 40 | record index within the file
@@ -317,39 +316,137 @@ def _located(where: tf.Tensor, files: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             tf.where(known, where % (1 << _INDEX_BITS), -1))
 
 
-def _decode(seq: tf.Tensor, element: dict, table, preprocess_fn: Callable, cfg: _Config,
-            base_seed: tf.Tensor) -> dict:
-    """Parses, decodes and preprocesses an OK record; raises on corrupt data (dropped later).
+class _Decoder:
+    """Decodes blocks of records; keeps each block until checked, to decode it again
+    record by record when one of its records fails.
 
-    First files the record's `where` under `seq` in `table`, so that
-    the check after `ignore_errors` can name a record that failed here. One
-    function for both steps: a tf.data stage per record costs more than the
-    decoding of a small image.
+    The fast path decodes a whole block in one tf.data element (`tf.map_fn`
+    over its records): per element, tf.data costs more than decoding a small
+    image. A record that fails to parse, decode or preprocess raises, which
+    loses its block (`ignore_errors`); the check sees the gap in the block
+    numbers, and `recover` decodes that block's records one tf.data element
+    each, where a failure loses only its own record and is marked
+    _DECODE_FAILED. Every _DEFERRED_EVERY-th block takes the slow path
+    anyway, so that data where every block fails still reaches the check
+    (which stops after _MAX_CORRUPT_IN_A_ROW) instead of looping forever.
     """
-    insert = table.insert(tf.reshape(seq, [1]), tf.reshape(element["where"], [1]))
-    with tf.control_dependencies([insert]):
-        status = tf.identity(element["status"])
 
-    def decode():
-        features = parse_example(element["record"])
-        label = features[LABEL_KEY]
-        kwargs = {}
-        if cfg.is_training and _accepts_seed(preprocess_fn):
-            kwargs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, seq)
-        size = cfg.image_size
-        image = preprocess_fn(decode_image(features, cfg.channels), size, size, **kwargs)
-        out_channels.append(image.shape[-1])  # 1 after a grayscale preprocessing
-        return tf.cast(image, tf.float32), label, tf.where(label < 0, _NO_LABEL, _OK)
+    def __init__(self, preprocess_fn: Callable, cfg: _Config, base_seed: tf.Tensor):
+        self._preprocess_fn, self._cfg, self._base_seed = preprocess_fn, cfg, base_seed
+        self._seeded = cfg.is_training and _accepts_seed(preprocess_fn)
+        self._channels: list = []  # output channels, known once decode is traced
+        self._records = tf.lookup.experimental.MutableHashTable(
+            tf.int64, tf.string, default_value=tf.fill([_DECODE_BLOCK], ""))
+        self._info = tf.lookup.experimental.MutableHashTable(  # where, then status
+            tf.int64, tf.int64, default_value=tf.fill([2 * _DECODE_BLOCK], tf.constant(-1, tf.int64)))
 
-    def passthrough():  # traced after decode (tf.cond traces the true branch first)
-        return (tf.zeros([cfg.image_size, cfg.image_size, out_channels[-1] or 1]),
-                tf.constant(-1, tf.int64), status)
+    def _one(self, seq: tf.Tensor, record: tf.Tensor, status: tf.Tensor):
+        """(image, label, status) of one record; raises on corrupt data."""
+        cfg = self._cfg
 
-    out_channels: list = []
-    image, label, status = tf.cond(status == _OK, decode, passthrough)
-    image = tf.ensure_shape(image, [cfg.image_size, cfg.image_size, out_channels[-1]])
-    return {"seq": seq, "where": element["where"], "status": status, "image": image,
-            "label": label}
+        def decode():
+            features = parse_example(record)
+            label = features[LABEL_KEY]
+            kwargs = {}
+            if self._seeded:
+                kwargs["seed"] = tf.random.experimental.stateless_fold_in(self._base_seed, seq)
+            size = cfg.image_size
+            image = self._preprocess_fn(decode_image(features, cfg.channels), size, size, **kwargs)
+            self._channels.append(image.shape[-1])  # 1 after a grayscale preprocessing
+            image = tf.ensure_shape(tf.cast(image, tf.float32), [size, size, image.shape[-1]])
+            return image, label, tf.where(label < 0, _NO_LABEL, _OK)
+
+        def passthrough():  # traced after decode (tf.cond traces the true branch first)
+            return (tf.zeros([cfg.image_size, cfg.image_size, self._channels[-1] or 1]),
+                    tf.constant(-1, tf.int64), status)
+
+        return tf.cond(tf.equal(status, _OK), decode, passthrough)
+
+    def _spec(self):
+        size = self._cfg.image_size
+        return (tf.TensorSpec([size, size, None], tf.float32), tf.TensorSpec([], tf.int64),
+                tf.TensorSpec([], tf.int32))
+
+    def _out(self, run, number, where, images, labels, statuses, deferred) -> dict:
+        size = self._cfg.image_size
+        images = tf.ensure_shape(images, [None, size, size, self._channels[-1]])
+        return {"run": run, "block": number, "where": where, "status": statuses,
+                "image": images, "label": labels, "deferred": deferred}
+
+    def block(self, run: tf.Tensor, number: tf.Tensor, block: dict) -> dict:
+        """Files block `number` of iterator `run` for `recover`, then decodes it
+        (unless deferred)."""
+        count = tf.size(block["status"])
+        pad = [[0, _DECODE_BLOCK - count]]
+        info = tf.concat([tf.pad(block["where"], pad, constant_values=-1),
+                          tf.pad(tf.cast(block["status"], tf.int64), pad,
+                                 constant_values=_DROP)], 0)
+        key = _block_key(run, number)
+        kept = [self._records.insert(key, tf.pad(block["record"], pad)[tf.newaxis]),
+                self._info.insert(key, info[tf.newaxis])]
+        with tf.control_dependencies(kept):
+            seqs = number * _DECODE_BLOCK + tf.range(tf.cast(count, tf.int64))
+        deferred = tf.equal(number % _DEFERRED_EVERY, _DEFERRED_EVERY - 1)
+
+        def decode():
+            return tf.map_fn(lambda e: self._one(*e), (seqs, block["record"], block["status"]),
+                             fn_output_signature=self._spec())
+
+        def skip():
+            return (tf.zeros([count, self._cfg.image_size, self._cfg.image_size,
+                              self._channels[-1] or 1]),
+                    tf.fill([count], tf.constant(-1, tf.int64)), block["status"])
+
+        images, labels, statuses = tf.cond(tf.logical_not(deferred), decode, skip)
+        return self._out(run, number, block["where"], images, labels, statuses, deferred)
+
+    def recover(self, run: tf.Tensor, number: tf.Tensor, log_warning: bool) -> tf.data.Dataset:
+        """Block `number` decoded record by record: one block, failures marked."""
+        key = _block_key(run, number)
+        records = tf.reshape(self._records.lookup(key), [_DECODE_BLOCK])
+        info = tf.reshape(self._info.lookup(key), [2 * _DECODE_BLOCK])
+        with tf.control_dependencies([records, info]):
+            forget = self.forget(run, number)
+        with tf.control_dependencies([forget]):
+            where, status = tf.identity(info[:_DECODE_BLOCK]), info[_DECODE_BLOCK:]
+        seqs = number * _DECODE_BLOCK + tf.range(_DECODE_BLOCK, dtype=tf.int64)
+
+        def one(seq, record, status):
+            decoded = tf.data.Dataset.from_tensors((seq, record, status)).map(
+                _graph_fn(self._one)).ignore_errors(log_warning=log_warning)
+            failed = tf.data.Dataset.from_tensors((
+                tf.zeros([self._cfg.image_size, self._cfg.image_size, self._channels[-1]]),
+                tf.constant(-1, tf.int64), tf.constant(_DECODE_FAILED)))
+            return decoded.concatenate(failed).take(1)
+
+        singles = tf.data.Dataset.from_tensor_slices(
+            (seqs, records, tf.cast(status, tf.int32))).flat_map(_graph_fn(one))
+        return singles.batch(_DECODE_BLOCK).map(_graph_fn(
+            lambda images, labels, statuses: self._out(run, number, where, images, labels,
+                                                       statuses, tf.constant(False))))
+
+    def forget(self, run: tf.Tensor, number: tf.Tensor) -> tf.Operation:
+        key = _block_key(run, number)
+        return tf.group(self._records.remove(key), self._info.remove(key))
+
+
+_BLOCK_BITS = 33  # the table key: an iterator's run id << 33 | block number
+
+
+def _block_key(run: tf.Tensor, number: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(run * (1 << _BLOCK_BITS) + number, [1])
+
+
+def _numbered(blocks: tf.data.Dataset) -> tf.data.Dataset:
+    """(run, number, block): blocks numbered from 0, and a run id drawn from the clock
+    when an iterator starts, so that iterators of one dataset keep apart in the table."""
+    def step(state, block):
+        run, number = state
+        run = tf.where(run < 0, tf.cast(tf.timestamp() * 1e6, tf.int64) % (1 << 29), run)
+        return (run, number + 1), (run, number, block)
+
+    initial = (tf.constant(-1, tf.int64), tf.constant(0, tf.int64))
+    return blocks.scan(initial, _graph_fn(step))
 
 
 # Tags the pipeline's own run-time errors inside TensorFlow's InvalidArgumentError text.
@@ -402,74 +499,74 @@ def _first(mask: tf.Tensor) -> tf.Tensor:
     return tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int64)
 
 
-def _check_records(decoded: tf.data.Dataset, table, files: tf.Tensor, skip_corrupt: bool,
-                   stats: PipelineStats, labels_offset: int) -> tf.data.Dataset:
-    """Finds records lost in decoding (gaps in `seq`) and bad statuses; keeps good ones.
+def _in_order(decoded: tf.data.Dataset, decoder: _Decoder,
+              log_warning: bool) -> tf.data.Dataset:
+    """Every block in order: those lost in decoding (gaps in the block numbers) or
+    deferred are decoded again record by record (`_Decoder.recover`)."""
+    def gaps(expected, element):
+        run, number, deferred = element["run"], element["block"], element["deferred"]
+        redo = tf.concat([tf.range(expected, number),
+                          tf.boolean_mask(tf.reshape(number, [1]), tf.reshape(deferred, [1]))], 0)
+        forget = tf.cond(deferred, tf.no_op, lambda: decoder.forget(run, number))
+        with tf.control_dependencies([forget]):
+            return number + 1, (tf.identity(redo), element)
 
-    Runs on blocks of _CHECK_BLOCK decoded records, vectorized: a per-record
-    tf.data stage costs more than the check itself. Yields blocks of
+    def expand(redo, element):
+        recovered = tf.data.Dataset.from_tensor_slices(redo).flat_map(
+            _graph_fn(lambda number: decoder.recover(element["run"], number, log_warning)))
+        arrived = tf.data.Dataset.from_tensors(element).filter(
+            _graph_fn(lambda e: tf.logical_not(e["deferred"])))
+        return recovered.concatenate(arrived)
+
+    return decoded.scan(tf.constant(0, tf.int64), _graph_fn(gaps)).flat_map(_graph_fn(expand))
+
+
+def _check_records(blocks: tf.data.Dataset, files: tf.Tensor, skip_corrupt: bool,
+                   stats: PipelineStats, labels_offset: int) -> tf.data.Dataset:
+    """Reports bad statuses, counts corrupt runs, checks labels; keeps good records.
+
+    Vectorized over each block of decoded records. Yields blocks of
     `(images, labels - labels_offset)` of the good records (possibly empty);
     a label that the offset makes negative is an error.
     """
-    def report(expected, last, block, bad):
-        seq, status = block["seq"], block["status"]
-        span = tf.range(expected, last + 1)
-        present = tf.scatter_nd(tf.reshape(seq - expected, [-1, 1]),
-                                tf.ones_like(seq, tf.bool), tf.shape(span, out_type=tf.int64))
-        lost = tf.boolean_mask(span, tf.logical_not(present))
-        order = tf.argsort(tf.concat([lost, tf.boolean_mask(seq, bad)], 0))
-        wheres = tf.gather(tf.concat([table.lookup(lost), tf.boolean_mask(block["where"], bad)],
-                                     0), order)
-        reasons = tf.gather(tf.concat([tf.fill(tf.shape(lost), _DECODE_FAILED),
-                                       tf.boolean_mask(status, bad)], 0), order)
-        return _report_corrupt(wheres, reasons, files, skip_corrupt, stats)
-
-    def step(state, block):
-        expected, corrupt_run = state
-        seq, status, label = block["seq"], block["status"], block["label"]
-        last = seq[-1]
+    def step(corrupt_run, block):
+        status, label, where = block["status"], block["label"], block["where"]
         bad = status >= _BAD_FRAMING
-        all_well = tf.logical_and(tf.equal(last - expected + 1, tf.size(seq, out_type=tf.int64)),
-                                  tf.logical_not(tf.reduce_any(bad)))
-        handled = tf.cond(all_well, lambda: tf.constant(True),
-                          lambda: report(expected, last, block, bad))
-        with tf.control_dependencies([handled]):
-            forget = table.remove(tf.range(expected, last + 1))
+        handled = tf.cond(tf.reduce_any(bad), lambda: _report_corrupt(
+            tf.boolean_mask(where, bad), tf.boolean_mask(status, bad), files, skip_corrupt,
+            stats), lambda: tf.constant(True))
         # Corrupt records in a row, before each record's own reset: with
         # skip_corrupt, all-corrupt data would otherwise loop forever in a
-        # repeated (training) stream. `counted` adds each record's gap (records
-        # lost before it) and its own bad status; a kept record resets the run.
+        # repeated (training) stream. A kept record resets the run.
         keep = tf.equal(status, _OK)
-        counted = tf.math.cumsum(seq - tf.concat([[expected], seq[:-1] + 1], 0)
-                                 + tf.cast(bad, tf.int64))
+        counted = tf.math.cumsum(tf.cast(bad, tf.int64))
         keeps_before = tf.math.cumsum(tf.cast(keep, tf.int64), exclusive=True)
         # The count at the last kept record before each one (-run carried in before the first).
         since = tf.gather(tf.concat([[-corrupt_run], tf.boolean_mask(counted, keep)], 0),
                           keeps_before)
         run = counted - since
         too_many = run >= _MAX_CORRUPT_IN_A_ROW
-        file, index = _located(block["where"][_first(too_many)], files)
+        file, index = _located(where[_first(too_many)], files)
         too_many = _fail(tf.reduce_any(too_many), lambda: tf.strings.join([
             f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
             tf.strings.as_string(index), " of ", file,
             "); these files do not hold slim TFRecords of images (see the logged warnings)"]))
         below = tf.logical_and(keep, label < labels_offset)
         at = _first(below)
-        file, index = _located(block["where"][at], files)
+        file, index = _located(where[at], files)
         below = _fail(tf.reduce_any(below), lambda: tf.strings.join([
             "record ", tf.strings.as_string(index), " of ", file,
             " has ", LABEL_KEY, "=", tf.strings.as_string(label[at]),
             f", below labels_offset={labels_offset}; labels must stay >= 0 after the offset "
             "is subtracted (use labels_offset=0 for 0-based labels)"]))
-        with tf.control_dependencies([forget, too_many, below]):
+        with tf.control_dependencies([handled, too_many, below]):
             images, labels = tf.cond(
                 tf.reduce_all(keep), lambda: (tf.identity(block["image"]), tf.identity(label)),
                 lambda: (tf.boolean_mask(block["image"], keep), tf.boolean_mask(label, keep)))
         corrupt_run = tf.where(keep[-1], tf.constant(0, tf.int64), run[-1])
-        return (last + 1, corrupt_run), (images, labels - labels_offset)
+        return corrupt_run, (images, labels - labels_offset)
 
-    initial = (tf.constant(0, tf.int64), tf.constant(0, tf.int64))
-    return decoded.batch(_CHECK_BLOCK).prefetch(2).scan(initial, _graph_fn(step))
+    return blocks.scan(tf.constant(0, tf.int64), _graph_fn(step))
 
 
 def _accepts_seed(fn: Callable) -> bool:
@@ -568,16 +665,20 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     stats = stats if stats is not None else PipelineStats()
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
-    table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=-1)
-
-    records = _record_stream(cfg).enumerate()
-    decoded = records.map(_graph_fn(lambda seq, element: _decode(
-        seq, element, table, preprocess_fn, cfg, base_seed)),
-        num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
-    # Log the decoder's messages when failing; when skipping, stats logs a few.
-    decoded = decoded.ignore_errors(log_warning=not cfg.skip_corrupt)
-    checked = _check_records(decoded, table, tf.constant(cfg.files, tf.string), cfg.skip_corrupt,
-                             stats, cfg.labels_offset)
+    decoder = _Decoder(preprocess_fn, cfg, base_seed)
+    blocks = _record_stream(cfg).batch(_DECODE_BLOCK)
+    if not cfg.repeat:  # an end marker in a block of its own, which cannot fail to decode
+        blocks = blocks.concatenate(tf.data.Dataset.from_tensors({
+            "where": tf.constant([-1], tf.int64), "record": tf.constant([""]),
+            "status": tf.constant([_END])}))
+    decoded = _numbered(blocks).map(_graph_fn(decoder.block),
+                                     num_parallel_calls=cfg.num_parallel_calls, deterministic=True)
+    # A lost block is decoded again record by record; that logs the decoder's messages
+    # when failing (when skipping, stats logs a few).
+    decoded = decoded.ignore_errors(log_warning=False).prefetch(2)
+    checked = _check_records(_in_order(decoded, decoder, log_warning=not cfg.skip_corrupt),
+                             tf.constant(cfg.files, tf.string), cfg.skip_corrupt, stats,
+                             cfg.labels_offset)
     batches = checked.rebatch(batch_size, drop_remainder=cfg.drop_remainder)
     batches = batches.prefetch(AUTOTUNE)
     options = tf.data.Options()

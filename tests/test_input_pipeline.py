@@ -315,6 +315,71 @@ def test_many_corrupt_records_in_a_row_are_all_counted(tmp_path):
     assert [record.index for record in stats.examples] == [0, 1, 2, 3, 4, 5, 7, 8, 9]
 
 
+def spread_corruption(path: str, count: int, every: int) -> tuple[list[str], list[int], list[int]]:
+    """One file of `count` records; every `every`-th (from index 5) is corrupt, the
+    kinds of CORRUPTIONS in turn. Returns the files, the good labels in file order
+    and the corrupt records' indices."""
+    kinds = sorted(CORRUPTIONS)
+    records, good, bad = [], [], []
+    for i in range(count):
+        if i % every == 5:
+            records.append(CORRUPTIONS[kinds[len(bad) % len(kinds)]]())
+            bad.append(i)
+        else:
+            records.append(make_example(pattern_image(i % 251, 8, 8), b"png", i))
+            good.append(i)
+    return [write_records(path, records)], good, bad
+
+
+@pytest.mark.parametrize("block, deferred_every", [(4, 3), (None, None)],
+                         ids=["small_blocks", "default_blocks"])
+def test_corrupt_records_in_many_blocks_lose_nothing_else(tmp_path, monkeypatch, block,
+                                                          deferred_every):
+    """Records are decoded in blocks; a corrupt one sends its block to the
+    record-by-record path, as does every deferred block: each good record still
+    comes once, in order, and each corrupt one is counted once."""
+    from slimcli import input_pipeline
+    if block:
+        monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", block)
+        monkeypatch.setattr(input_pipeline, "_DEFERRED_EVERY", deferred_every)
+        count, every = 61, 7
+    else:
+        blocks = input_pipeline._DECODE_BLOCK * input_pipeline._DEFERRED_EVERY
+        count, every = blocks + 3 * input_pipeline._DECODE_BLOCK, 97
+    files, good, bad = spread_corruption(str(tmp_path / "spread.tfrecord"), count, every)
+    stats = PipelineStats(max_log_lines=0)
+    dataset = build_input_pipeline(files, get_preprocessing("lenet"), 10, 8, is_training=False,
+                                   skip_corrupt=True, stats=stats)
+    _, labels, sizes = collect(dataset)
+    assert labels == good
+    assert sizes == [10] * (len(good) // 10) + ([len(good) % 10] if len(good) % 10 else [])
+    assert stats.skipped == len(bad) and [r.index for r in stats.examples] == bad
+    failing = build_input_pipeline(files, get_preprocessing("lenet"), 10, 8, is_training=False)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"corrupt record {bad[0]} of .*spread\.tfrecord"):
+        collect(failing)
+    training = build_input_pipeline(files, get_preprocessing("lenet", True), 16, 8,
+                                    is_training=True, seed=0, skip_corrupt=True,
+                                    stats=PipelineStats(max_log_lines=0))
+    seen = [label for batch in training.take(2 * count // 16) for label in batch[1].numpy()]
+    assert len(seen) == 2 * count // 16 * 16 and set(seen) <= set(good)
+
+
+def test_two_iterators_of_one_dataset_keep_their_blocks_apart(tmp_path, monkeypatch):
+    from slimcli import input_pipeline
+    monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", 4)
+    monkeypatch.setattr(input_pipeline, "_DEFERRED_EVERY", 3)
+    files, good, _ = spread_corruption(str(tmp_path / "spread.tfrecord"), 45, 6)
+    dataset = build_input_pipeline(files, get_preprocessing("lenet"), 5, 8, is_training=False,
+                                   skip_corrupt=True, stats=PipelineStats(max_log_lines=0))
+    first, second = iter(dataset), iter(dataset)
+    seen = {0: [], 1: []}
+    for batches in zip(first, second):  # in turns: both iterators' blocks wait in the table
+        for which, (_, labels) in enumerate(batches):
+            seen[which] += labels.numpy().tolist()
+    assert seen[0] == seen[1] == good
+
+
 def test_all_corrupt_data_fails_instead_of_looping_forever(tmp_path):
     files = [write_records(str(tmp_path / "junk.tfrecord"), [b"junk"] * 50)]
     dataset = build_input_pipeline(files, get_preprocessing("lenet", True), 4, 28,
