@@ -83,8 +83,8 @@ _MAX_CORRUPT_IN_A_ROW = 1000
 _READ_BLOCK = 16
 # Records decoded as one tf.data element, and checked at a time (vectorized).
 _DECODE_BLOCK = 32
-# Every this many-th block is decoded record by record (see `_Decoder`).
-_DEFERRED_EVERY = 32
+# In a repeated stream, an empty block follows every this many blocks (see `_Decoder`).
+_HEARTBEAT_EVERY = 32
 
 # The pipeline's functions use explicit tf.cond/tf.case, so tracing them
 # without AutoGraph conversion is both correct and much faster.
@@ -326,9 +326,10 @@ class _Decoder:
     loses its block (`ignore_errors`); the check sees the gap in the block
     numbers, and `recover` decodes that block's records one tf.data element
     each, where a failure loses only its own record and is marked
-    _DECODE_FAILED. Every _DEFERRED_EVERY-th block takes the slow path
-    anyway, so that data where every block fails still reaches the check
-    (which stops after _MAX_CORRUPT_IN_A_ROW) instead of looping forever.
+    _DECODE_FAILED. In a repeated stream an empty block (which cannot fail)
+    follows every _HEARTBEAT_EVERY blocks, so that data where every block
+    fails still reaches the check (which stops after _MAX_CORRUPT_IN_A_ROW)
+    instead of looping forever; a finite stream ends with a block of its own.
     """
 
     def __init__(self, preprocess_fn: Callable, cfg: _Config, base_seed: tf.Tensor):
@@ -367,15 +368,14 @@ class _Decoder:
         return (tf.TensorSpec([size, size, None], tf.float32), tf.TensorSpec([], tf.int64),
                 tf.TensorSpec([], tf.int32))
 
-    def _out(self, run, number, where, images, labels, statuses, deferred) -> dict:
+    def _out(self, run, number, where, images, labels, statuses) -> dict:
         size = self._cfg.image_size
         images = tf.ensure_shape(images, [None, size, size, self._channels[-1]])
         return {"run": run, "block": number, "where": where, "status": statuses,
-                "image": images, "label": labels, "deferred": deferred}
+                "image": images, "label": labels}
 
     def block(self, run: tf.Tensor, number: tf.Tensor, block: dict) -> dict:
-        """Files block `number` of iterator `run` for `recover`, then decodes it
-        (unless deferred)."""
+        """Files block `number` of iterator `run` for `recover`, then decodes it."""
         count = tf.size(block["status"])
         pad = [[0, _DECODE_BLOCK - count]]
         info = tf.concat([tf.pad(block["where"], pad, constant_values=-1),
@@ -386,19 +386,18 @@ class _Decoder:
                 self._info.insert(key, info[tf.newaxis])]
         with tf.control_dependencies(kept):
             seqs = number * _DECODE_BLOCK + tf.range(tf.cast(count, tf.int64))
-        deferred = tf.equal(number % _DEFERRED_EVERY, _DEFERRED_EVERY - 1)
 
         def decode():
             return tf.map_fn(lambda e: self._one(*e), (seqs, block["record"], block["status"]),
                              fn_output_signature=self._spec())
 
-        def skip():
+        def empty():
             return (tf.zeros([count, self._cfg.image_size, self._cfg.image_size,
                               self._channels[-1] or 1]),
                     tf.fill([count], tf.constant(-1, tf.int64)), block["status"])
 
-        images, labels, statuses = tf.cond(tf.logical_not(deferred), decode, skip)
-        return self._out(run, number, block["where"], images, labels, statuses, deferred)
+        images, labels, statuses = tf.cond(count > 0, decode, empty)
+        return self._out(run, number, block["where"], images, labels, statuses)
 
     def recover(self, run: tf.Tensor, number: tf.Tensor, log_warning: bool) -> tf.data.Dataset:
         """Block `number` decoded record by record: one block, failures marked."""
@@ -423,7 +422,7 @@ class _Decoder:
             (seqs, records, tf.cast(status, tf.int32))).flat_map(_graph_fn(one))
         return singles.batch(_DECODE_BLOCK).map(_graph_fn(
             lambda images, labels, statuses: self._out(run, number, where, images, labels,
-                                                       statuses, tf.constant(False))))
+                                                       statuses)))
 
     def forget(self, run: tf.Tensor, number: tf.Tensor) -> tf.Operation:
         key = _block_key(run, number)
@@ -501,22 +500,17 @@ def _first(mask: tf.Tensor) -> tf.Tensor:
 
 def _in_order(decoded: tf.data.Dataset, decoder: _Decoder,
               log_warning: bool) -> tf.data.Dataset:
-    """Every block in order: those lost in decoding (gaps in the block numbers) or
-    deferred are decoded again record by record (`_Decoder.recover`)."""
+    """Every block in order: those lost in decoding (gaps in the block numbers) are
+    decoded again record by record (`_Decoder.recover`)."""
     def gaps(expected, element):
-        run, number, deferred = element["run"], element["block"], element["deferred"]
-        redo = tf.concat([tf.range(expected, number),
-                          tf.boolean_mask(tf.reshape(number, [1]), tf.reshape(deferred, [1]))], 0)
-        forget = tf.cond(deferred, tf.no_op, lambda: decoder.forget(run, number))
-        with tf.control_dependencies([forget]):
-            return number + 1, (tf.identity(redo), element)
+        run, number = element["run"], element["block"]
+        with tf.control_dependencies([decoder.forget(run, number)]):
+            return number + 1, (tf.range(expected, number), element)
 
     def expand(redo, element):
         recovered = tf.data.Dataset.from_tensor_slices(redo).flat_map(
             _graph_fn(lambda number: decoder.recover(element["run"], number, log_warning)))
-        arrived = tf.data.Dataset.from_tensors(element).filter(
-            _graph_fn(lambda e: tf.logical_not(e["deferred"])))
-        return recovered.concatenate(arrived)
+        return recovered.concatenate(tf.data.Dataset.from_tensors(element))
 
     return decoded.scan(tf.constant(0, tf.int64), _graph_fn(gaps)).flat_map(_graph_fn(expand))
 
@@ -546,6 +540,8 @@ def _check_records(blocks: tf.data.Dataset, files: tf.Tensor, skip_corrupt: bool
                           keeps_before)
         run = counted - since
         too_many = run >= _MAX_CORRUPT_IN_A_ROW
+        # An empty block (a heartbeat) has no record to name: _located(-1) is "?".
+        where = tf.concat([where, [-1]], 0)
         file, index = _located(where[_first(too_many)], files)
         too_many = _fail(tf.reduce_any(too_many), lambda: tf.strings.join([
             f"{_MAX_CORRUPT_IN_A_ROW} or more records in a row were corrupt (up to record ",
@@ -556,14 +552,16 @@ def _check_records(blocks: tf.data.Dataset, files: tf.Tensor, skip_corrupt: bool
         file, index = _located(where[at], files)
         below = _fail(tf.reduce_any(below), lambda: tf.strings.join([
             "record ", tf.strings.as_string(index), " of ", file,
-            " has ", LABEL_KEY, "=", tf.strings.as_string(label[at]),
+            " has ", LABEL_KEY, "=", tf.strings.as_string(tf.concat([label, [-1]], 0)[at]),
             f", below labels_offset={labels_offset}; labels must stay >= 0 after the offset "
             "is subtracted (use labels_offset=0 for 0-based labels)"]))
         with tf.control_dependencies([handled, too_many, below]):
             images, labels = tf.cond(
                 tf.reduce_all(keep), lambda: (tf.identity(block["image"]), tf.identity(label)),
                 lambda: (tf.boolean_mask(block["image"], keep), tf.boolean_mask(label, keep)))
-        corrupt_run = tf.where(keep[-1], tf.constant(0, tf.int64), run[-1])
+        last_kept = tf.concat([[False], keep], 0)[-1]
+        corrupt_run = tf.where(last_kept, tf.constant(0, tf.int64),
+                               tf.concat([[corrupt_run], run], 0)[-1])
         return corrupt_run, (images, labels - labels_offset)
 
     return blocks.scan(tf.constant(0, tf.int64), _graph_fn(step))
@@ -667,7 +665,14 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
     decoder = _Decoder(preprocess_fn, cfg, base_seed)
     blocks = _record_stream(cfg).batch(_DECODE_BLOCK)
-    if not cfg.repeat:  # an end marker in a block of its own, which cannot fail to decode
+    if cfg.repeat:  # an empty block, which cannot fail to decode, every _HEARTBEAT_EVERY
+        empty = tf.data.Dataset.from_tensors({
+            "where": tf.zeros([0], tf.int64), "record": tf.zeros([0], tf.string),
+            "status": tf.zeros([0], tf.int32)}).repeat()
+        turns = tf.data.Dataset.range(_HEARTBEAT_EVERY + 1).map(
+            lambda i: tf.cast(tf.equal(i, _HEARTBEAT_EVERY), tf.int64)).repeat()
+        blocks = tf.data.Dataset.choose_from_datasets([blocks, empty], turns)
+    else:  # an end marker in a block of its own, which cannot fail to decode
         blocks = blocks.concatenate(tf.data.Dataset.from_tensors({
             "where": tf.constant([-1], tf.int64), "record": tf.constant([""]),
             "status": tf.constant([_END])}))

@@ -331,20 +331,20 @@ def spread_corruption(path: str, count: int, every: int) -> tuple[list[str], lis
     return [write_records(path, records)], good, bad
 
 
-@pytest.mark.parametrize("block, deferred_every", [(4, 3), (None, None)],
+@pytest.mark.parametrize("block, heartbeat_every", [(4, 3), (None, None)],
                          ids=["small_blocks", "default_blocks"])
 def test_corrupt_records_in_many_blocks_lose_nothing_else(tmp_path, monkeypatch, block,
-                                                          deferred_every):
+                                                          heartbeat_every):
     """Records are decoded in blocks; a corrupt one sends its block to the
-    record-by-record path, as does every deferred block: each good record still
-    comes once, in order, and each corrupt one is counted once."""
+    record-by-record path: each good record still comes once, in order, and
+    each corrupt one is counted once; training (with empty heartbeat blocks) too."""
     from slimcli import input_pipeline
     if block:
         monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", block)
-        monkeypatch.setattr(input_pipeline, "_DEFERRED_EVERY", deferred_every)
+        monkeypatch.setattr(input_pipeline, "_HEARTBEAT_EVERY", heartbeat_every)
         count, every = 61, 7
     else:
-        blocks = input_pipeline._DECODE_BLOCK * input_pipeline._DEFERRED_EVERY
+        blocks = input_pipeline._DECODE_BLOCK * input_pipeline._HEARTBEAT_EVERY
         count, every = blocks + 3 * input_pipeline._DECODE_BLOCK, 97
     files, good, bad = spread_corruption(str(tmp_path / "spread.tfrecord"), count, every)
     stats = PipelineStats(max_log_lines=0)
@@ -368,7 +368,7 @@ def test_corrupt_records_in_many_blocks_lose_nothing_else(tmp_path, monkeypatch,
 def test_two_iterators_of_one_dataset_keep_their_blocks_apart(tmp_path, monkeypatch):
     from slimcli import input_pipeline
     monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", 4)
-    monkeypatch.setattr(input_pipeline, "_DEFERRED_EVERY", 3)
+    monkeypatch.setattr(input_pipeline, "_HEARTBEAT_EVERY", 3)
     files, good, _ = spread_corruption(str(tmp_path / "spread.tfrecord"), 45, 6)
     dataset = build_input_pipeline(files, get_preprocessing("lenet"), 5, 8, is_training=False,
                                    skip_corrupt=True, stats=PipelineStats(max_log_lines=0))
