@@ -27,12 +27,10 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARMUP_IMAGES = 128
@@ -89,37 +87,32 @@ def write_jpeg_records(data_dir: str, num_images: int, num_files: int) -> list[s
     return files
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far."""
-    times = os.times()
-    return times.user + times.system
-
-
 def measure_interleaved(variants: dict, images_per_round: int, rounds: int) -> dict:
     """Median images/sec (wall) and images per CPU-second of each variant.
 
     `variants[name]()` starts a fresh run and returns `iterate(n)`, which
-    processes n images. Variants take turns round by round, so that drift of
-    a shared machine affects them alike. Each round starts a new iterator,
-    warms it up untimed and drops it after timing, so that no pipeline's
-    background threads work while another is timed. CPU time is this
-    process's (all threads): the efficiency of the work, hardly affected by
-    other processes competing for the cores.
+    processes n images. Variants take turns round by round
+    (`benchmark.time_interleaved`), so that drift of a shared machine affects
+    them alike. Each round starts a new iterator and warms it up untimed,
+    after dropping the previous one, so that no pipeline's background threads
+    work while another is timed. CPU time is this process's (all threads):
+    the efficiency of the work, hardly affected by other processes competing
+    for the cores.
     """
-    wall = {name: [] for name in variants}
-    cpu = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, start_run in variants.items():
-            iterate = start_run()
-            iterate(WARMUP_IMAGES)  # tracing, autotuning ramp-up
-            start, start_cpu = time.perf_counter(), _cpu_seconds()
-            iterate(images_per_round)
-            wall[name].append(images_per_round / (time.perf_counter() - start))
-            cpu[name].append(images_per_round / max(_cpu_seconds() - start_cpu, 1e-9))
-            del iterate
-            gc.collect()
-    return {name: {"wall": statistics.median(wall[name]), "cpu": statistics.median(cpu[name])}
-            for name in variants}
+    from slimcli.benchmark import time_interleaved
+    current: dict = {}
+
+    def prepare(name: str) -> None:
+        current.clear()
+        gc.collect()
+        current[name] = variants[name]()
+        current[name](WARMUP_IMAGES)  # tracing, autotuning ramp-up
+
+    sides = {name: (lambda n, name=name: current[name](n), 1) for name in variants}
+    figures = time_interleaved(sides, images_per_round, rounds, prepare=prepare)
+    current.clear()
+    return {name: {"wall": figures[name]["images_per_sec"],
+                   "cpu": figures[name]["images_per_cpu_sec"]} for name in variants}
 
 
 def loop_variant(encoded: list, step, num_threads: int = 1):

@@ -156,13 +156,15 @@ def steps_lasting(run: Runner, steps: int, min_run_seconds: float) -> int:
 
 
 def time_interleaved(sides: dict[str, tuple[Runner, int]], steps: int,
-                     repeats: int) -> dict[str, dict]:
+                     repeats: int, prepare: Callable[[str], Any] | None = None) -> dict[str, dict]:
     """Timed runs of `steps` steps of every side, taking turns.
 
     `sides` maps a name to `(runner, images_per_step)`. Repeat r runs the
     sides in order, the next one in reverse order (A B, B A, ...), so a
     shared host speeding up or slowing down during the measurement hits every
-    side alike: compare sides with `paired_ratio`.
+    side alike: compare sides with `paired_ratio`. `prepare(name)`, when
+    given, runs untimed before each timed run of side `name` (e.g. to start
+    and warm up a fresh input iterator).
 
     Returns:
       Per side: `images_per_sec` (median), `min`, `max`, `step_time_ms` (at
@@ -175,6 +177,8 @@ def time_interleaved(sides: dict[str, tuple[Runner, int]], steps: int,
     for repeat in range(repeats):
         for name in names if repeat % 2 == 0 else names[::-1]:
             run, images_per_step = sides[name]
+            if prepare is not None:
+                prepare(name)
             start, cpu = time.perf_counter(), time.process_time()
             run(steps)
             wall, used = time.perf_counter() - start, time.process_time() - cpu

@@ -165,6 +165,18 @@ def test_sides_take_turns_and_ratios_pair_repeats(monkeypatch):
     assert benchmark.paired_ratio(ours, theirs) == 2.0  # median of 2, 1 and 3
 
 
+def test_prepare_runs_untimed_before_each_timed_run(monkeypatch):
+    order = []
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(clock))
+    sides = {name: (lambda n, name=name: order.append(("run", name)), 1) for name in ("a", "b")}
+    figures = benchmark.time_interleaved(sides, steps=4, repeats=2,
+                                         prepare=lambda name: order.append(("prepare", name)))
+    assert order == [("prepare", "a"), ("run", "a"), ("prepare", "b"), ("run", "b"),
+                     ("prepare", "b"), ("run", "b"), ("prepare", "a"), ("run", "a")]
+    assert figures["a"]["rates"] == [4.0, 4.0]  # the clock ticks once per start and stop
+
+
 def test_short_steps_are_timed_over_at_least_min_run_seconds(monkeypatch):
     clock = iter([0.0, 0.1] + [0.0, 1.0] * 2)  # the probe step takes 0.1 s
     monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(clock))
