@@ -494,7 +494,8 @@ def _report_corrupt(wheres: tf.Tensor, reasons: tf.Tensor, files: tf.Tensor, ski
 
 
 def _first(mask: tf.Tensor) -> tf.Tensor:
-    """Index of the first True of a non-empty-where-used boolean vector."""
+    """Index of the first True of a boolean vector; 0 when there is none (so the
+    vectors indexed with it get one padding element for empty blocks)."""
     return tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int64)
 
 
