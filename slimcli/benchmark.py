@@ -91,6 +91,7 @@ class BenchmarkConfig:
     data: str = "synthetic"
     dataset_name: str | None = None
     dataset_split_name: str = "train"
+    decoded_cache_mb: int = 1024
     warmup_steps: int = 3
     steps: int = 10
     repeats: int = 3
@@ -281,7 +282,8 @@ def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
         values.update(synthetic_data=True, synthetic_num_classes=num_classes)
     else:
         values.update(dataset_name=_dataset_name(config), dataset_dir=config.data,
-                      dataset_split_name=config.dataset_split_name)
+                      dataset_split_name=config.dataset_split_name,
+                      decoded_cache_mb=config.decoded_cache_mb)
     return TrainConfig(**values)
 
 

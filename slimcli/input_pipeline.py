@@ -215,6 +215,7 @@ class _Config:
     skip_corrupt: bool
     drop_remainder: bool
     cache: bool
+    decoded_cache_bytes: int  # 0: never hold decoded images in memory
     channels: int
     shard_records: tuple[int, int]  # (num_shards, index); (1, 0) = no record sharding
 
@@ -578,7 +579,7 @@ def _accepts_seed(fn: Callable) -> bool:
 
 def _make_config(files, batch_size, image_size, is_training, labels_offset, num_readers,
                  num_parallel_calls, shuffle_buffer, seed, input_context, repeat, skip_corrupt,
-                 drop_remainder, cache, channels) -> _Config:
+                 drop_remainder, cache, channels, decoded_cache_mb) -> _Config:
     if isinstance(files, (str, bytes)):
         files = [files]
     files = tuple(_text(f) for f in files)
@@ -597,6 +598,10 @@ def _make_config(files, batch_size, image_size, is_training, labels_offset, num_
     if channels not in (1, 3):
         raise SlimError(f"Invalid value for argument channels. Expected 1 or 3. "
                         f"Received: channels={channels!r}")
+    if decoded_cache_mb is not None and (isinstance(decoded_cache_mb, bool) or not isinstance(
+            decoded_cache_mb, int) or decoded_cache_mb < 0):
+        raise SlimError(f"Invalid value for argument decoded_cache_mb. Expected an int >= 0 "
+                        f"(0 turns the cache off). Received: decoded_cache_mb={decoded_cache_mb!r}")
     files, sizes, shard_records = _shard(files, _file_sizes(files), input_context)
     return _Config(
         files=files, file_sizes=sizes, image_size=image_size, is_training=bool(is_training),
@@ -607,7 +612,8 @@ def _make_config(files, batch_size, image_size, is_training, labels_offset, num_
         repeat=bool(is_training) if repeat is None else bool(repeat),
         skip_corrupt=bool(skip_corrupt),
         drop_remainder=bool(is_training) if drop_remainder is None else bool(drop_remainder),
-        cache=bool(cache), channels=channels, shard_records=shard_records)
+        cache=bool(cache), channels=channels, shard_records=shard_records,
+        decoded_cache_bytes=input_cache.cache_budget_bytes(decoded_cache_mb))
 
 
 def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_size: int,
@@ -620,7 +626,8 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
                          repeat: Optional[bool] = None, skip_corrupt: bool = False,
                          drop_remainder: Optional[bool] = None, cache: bool = False,
                          channels: int = 3,
-                         stats: Optional[PipelineStats] = None) -> tf.data.Dataset:
+                         stats: Optional[PipelineStats] = None,
+                         decoded_cache_mb: Optional[int] = None) -> tf.data.Dataset:
     """Builds the dataset of (images, labels) batches from slim TFRecord files.
 
     Args:
@@ -650,6 +657,10 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
       cache: keep the encoded records in memory after the first epoch.
       channels: channels to decode (3, or 1 for grayscale data).
       stats: receives the count of skipped records (`skip_corrupt=True`).
+      decoded_cache_mb: a repeated stream whose decoded images fit in this
+        many MiB (and are all one size) is decoded once into memory, then
+        shuffled in full each epoch (`slimcli.input_cache`); None → 1024,
+        0 → always stream.
 
     Returns:
       A `tf.data.Dataset` of `(images float32 [B, image_size, image_size, C],
@@ -660,10 +671,14 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     """
     cfg = _make_config(files, batch_size, image_size, is_training, labels_offset, num_readers,
                        num_parallel_calls, shuffle_buffer, seed, input_context, repeat,
-                       skip_corrupt, drop_remainder, cache, channels)
+                       skip_corrupt, drop_remainder, cache, channels, decoded_cache_mb)
     stats = stats if stats is not None else PipelineStats()
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)
+    if cfg.repeat and cfg.decoded_cache_bytes:
+        batches = input_cache.cached_pipeline(cfg, preprocess_fn, batch_size, base_seed)
+        if batches is not None:
+            return _finish(batches, cfg)
     decoder = _Decoder(preprocess_fn, cfg, base_seed)
     blocks = _record_stream(cfg).batch(_DECODE_BLOCK)
     if cfg.repeat:  # an empty block, which cannot fail to decode, every _HEARTBEAT_EVERY
@@ -685,7 +700,10 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     checked = _check_records(_in_order(decoded, decoder, log_warning=not cfg.skip_corrupt),
                              tf.constant(cfg.files, tf.string), cfg.skip_corrupt, stats,
                              cfg.labels_offset)
-    batches = checked.rebatch(batch_size, drop_remainder=cfg.drop_remainder)
+    return _finish(checked.rebatch(batch_size, drop_remainder=cfg.drop_remainder), cfg)
+
+
+def _finish(batches: tf.data.Dataset, cfg: _Config) -> tf.data.Dataset:
     batches = batches.prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = cfg.deterministic
@@ -719,3 +737,7 @@ def synthetic_input_pipeline(batch_size: int, image_size: int, num_classes: int,
     labels = tf.random.stateless_uniform([batch_size], [seed, 1], maxval=num_classes,
                                          dtype=tf.int64)
     return tf.data.Dataset.from_tensors((images, labels)).repeat()
+
+
+# Imported last: the cache reads this module's parsing and decoding.
+from slimcli import input_cache  # noqa: E402

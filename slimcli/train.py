@@ -104,6 +104,7 @@ class TrainConfig:
     worker_hosts: str | None = None
     file_pattern: str | None = None
     skip_corrupt: bool = False
+    decoded_cache_mb: int = 1024
     synthetic_data: bool = False
     synthetic_num_classes: int = 10
     progress_bar: bool | None = None
@@ -133,6 +134,9 @@ class TrainConfig:
         if self.mixed_precision_dtype not in ("float16", "bfloat16"):
             raise SlimError(f"--mixed_precision_dtype must be float16 or bfloat16; got "
                             f"{self.mixed_precision_dtype!r}.")
+        if self.decoded_cache_mb < 0:
+            raise SlimError(f"--decoded_cache_mb must be >= 0 (0 always streams the records); "
+                            f"got {self.decoded_cache_mb}.")
         if not self.synthetic_data and not self.dataset_dir:
             raise SlimError("--dataset_dir is required (the folder of the converted TFRecords); "
                             "or pass --synthetic_data to train on generated images.")

@@ -104,7 +104,8 @@ def _dataset(config: Any, spec: Any) -> TrainData:
             split.files, preprocess_fn, config.batch_size, size, is_training=True,
             labels_offset=config.labels_offset, num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads, seed=config.seed,
-            input_context=ctx, drop_remainder=True, skip_corrupt=config.skip_corrupt)
+            input_context=ctx, drop_remainder=True, skip_corrupt=config.skip_corrupt,
+            decoded_cache_mb=config.decoded_cache_mb)
     return TrainData(dataset_fn, num_classes, split.num_samples, size, channels)
 
 

@@ -193,6 +193,46 @@ def test_crop_or_pad_equals_tensorflows_resize_with_crop_or_pad(channels):
             np.testing.assert_array_equal(ours.numpy(), expected.numpy())
 
 
+def test_cifarnet_batch_training_applies_each_images_draws_as_the_per_image_ops():
+    from slimcli.preprocessing import cifarnet
+    rng = np.random.RandomState(3)
+    images = tf.constant(rng.randint(0, 256, (16, 30, 30, 3)).astype(np.uint8))
+    draws = cifarnet.distortion_draws(tf.constant([4, 5], tf.int64), 16, tf.constant([11, 11]))
+    batch = cifarnet.distort_batch(images, draws, 28, 28).numpy()
+    for i in range(16):
+        image = tf.pad(tf.cast(images[i], tf.float32), [[4, 4], [4, 4], [0, 0]])
+        y, x = draws["offsets"][i].numpy()
+        image = tf.image.crop_to_bounding_box(image, y, x, 28, 28)
+        if draws["flip"][i]:
+            image = tf.image.flip_left_right(image)
+        image = tf.image.adjust_brightness(image, draws["brightness"][i])
+        image = tf.image.adjust_contrast(image, draws["contrast"][i])
+        np.testing.assert_allclose(batch[i], tf.image.per_image_standardization(image), atol=2e-4)
+    many = cifarnet.distortion_draws(tf.constant([1, 2], tf.int64), 4000, tf.constant([9, 3]))
+    offsets = many["offsets"].numpy()
+    assert set(offsets[:, 0]) == set(range(9)) and set(offsets[:, 1]) == set(range(3))
+    assert 0.45 < many["flip"].numpy().mean() < 0.55
+    for name, (low, high) in (("brightness", (-63, 63)), ("contrast", (0.2, 1.8))):
+        values = many[name].numpy()
+        assert low <= values.min() < low + 0.1 and high - 0.1 < values.max() < high
+
+
+@pytest.mark.parametrize("is_training", [False, True])
+def test_cifarnet_batched_preprocessing_matches_one_image_at_a_time(is_training):
+    fn = get_preprocessing("cifarnet", is_training=is_training)
+    images = tf.constant(np.random.RandomState(0).randint(0, 256, (6, 36, 34, 3)), tf.uint8)
+    batch = fn.batched()(images, 32, 32, **({"seed": [1, 2]} if is_training else {}))
+    assert batch.shape == (6, 32, 32, 3) and batch.dtype == tf.float32
+    if is_training:  # the distributions of one image at a time: standardized, and varied
+        np.testing.assert_allclose(tf.reduce_mean(batch, [1, 2, 3]), 0, atol=1e-4)
+        np.testing.assert_allclose(tf.math.reduce_std(batch, [1, 2, 3]), 1, atol=1e-3)
+        assert np.abs(batch[0] - fn(images[0], 32, 32, seed=[1, 2])).max() > 1e-3
+    else:  # evaluation: exactly the per-image pixels
+        for i in range(6):
+            np.testing.assert_array_equal(batch[i], fn(images[i], 32, 32))
+    assert get_preprocessing("inception", is_training=is_training).batched() is None
+
+
 def test_crop_larger_than_image_fails_clearly():
     with pytest.raises(tf.errors.InvalidArgumentError, match="smaller than the 300x300 crop"):
         get_preprocessing("vgg")(tf.constant(make_image("a")), 300, 300)

@@ -41,6 +41,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("dataset_name", None, "With --data=DIR: the dataset (default: from its "
                         "dataset.json).", **d)
     flags.DEFINE_string("dataset_split_name", "train", "With --data=DIR: the split read.", **d)
+    flags.DEFINE_integer("decoded_cache_mb", 1024, "With --data=DIR: as slim-train's (decode "
+                         "small data once into memory; 0 = stream the records).", **d)
     flags.DEFINE_integer("warmup_steps", 3, "Untimed steps first (tracing, autotuning).", **d)
     flags.DEFINE_integer("steps", 10, "Steps per timed run.", **d)
     flags.DEFINE_integer("repeats", 3, "Timed runs; the median is reported with min and max.", **d)

@@ -89,6 +89,8 @@ FLAG_TABLE = (
     (_S, "file_pattern", None, "File pattern of the split, overriding the dataset's."),
     (_B, "skip_corrupt", False, "Skip corrupt records (each logged and counted) instead of "
                                 "failing on the first with its file and index."),
+    (_I, "decoded_cache_mb", 1024, "Decode a dataset whose images fit in this many MiB (all "
+                                   "one size: MNIST, CIFAR) once into memory; 0 = stream."),
     (_B, "synthetic_data", False, "Train on generated images instead of a dataset."),
     (_I, "synthetic_num_classes", 10, "Classes of --synthetic_data."),
 )

@@ -15,9 +15,10 @@ those slimcli picks what their checkpoints were trained with, and says so in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 
@@ -138,6 +139,16 @@ class Preprocessing:
         return module.preprocess_image(image, output_height, output_width,
                                        is_training=self.is_training,
                                        use_grayscale=self.use_grayscale, **kwargs)
+
+    def batched(self) -> Optional[Callable[..., tf.Tensor]]:
+        """`fn(images [B, H, W, C], output_height, output_width, seed=)` over a batch
+        of same-size images, when the module has one (`preprocess_batch`), else None."""
+        module = PREPROCESSING.get(self.name).module
+        batch_fn = getattr(module, "preprocess_batch", None)
+        if batch_fn is None:
+            return None
+        return functools.partial(batch_fn, is_training=self.is_training,
+                                 use_grayscale=self.use_grayscale)
 
 
 def get_preprocessing(name: str, is_training: bool = False,
