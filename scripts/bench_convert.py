@@ -37,26 +37,18 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from photos import photo_pixels  # noqa: E402  (scripts/, the folder of this script)
 from slimcli.datasets import folder, image_tree, images  # noqa: E402
 from slimcli.datasets.convert import ConvertOptions, default_num_threads  # noqa: E402
 
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 
 
-_Y, _X = np.mgrid[0:240, 0:320].astype(np.float32)
-
-
 def photo_like(seed: int) -> bytes:
-    """A 240x320 JPEG with a blob, a ramp and mild noise (compresses like a photo)."""
-    rng = np.random.RandomState(seed)
-    cy, cx, r = rng.uniform(0, 240), rng.uniform(0, 320), rng.uniform(30, 120)
-    blob = 120 * np.exp(-((_Y - cy) ** 2 + (_X - cx) ** 2) / (2 * r * r))
-    channels = [blob * rng.uniform(0.3, 1.0) + rng.uniform(0, 0.5) * _X
-                + rng.uniform(0, 0.5) * _Y for _ in range(3)]
-    noise = rng.randint(-8, 9, size=(240, 320, 3))
-    array = np.clip(np.stack(channels, -1) + noise, 0, 255).astype(np.uint8)
+    """A photo-like 240x320 JPEG (`photos.photo_pixels`), quality 90."""
     out = io.BytesIO()
-    Image.fromarray(array).save(out, format="JPEG", quality=90)
+    Image.fromarray(photo_pixels(np.random.RandomState(seed), 240, 320)).save(
+        out, format="JPEG", quality=90)
     return out.getvalue()
 
 

@@ -13,7 +13,9 @@ per element (parallel) → corrupt-record and label check per block → rebatch
 to the batch size → prefetch. Every parallel stage is AUTOTUNE unless told
 otherwise. Each tf.data stage costs tens of microseconds per element, more
 than decoding a 28x28 PNG, so the stages after the shuffle work on blocks
-(docs/preprocessing.md has the figures).
+(docs/preprocessing.md has the figures). A repeated stream of small images
+of one size is instead decoded once into memory (`slimcli.input_cache`,
+`decoded_cache_mb`).
 
 Corrupt data. Three things can be wrong with a record: the TFRecord framing
 (truncated file, CRC mismatch: the rest of that file cannot be read), the

@@ -87,7 +87,8 @@ def test_augmented_training_is_deterministic_with_a_seed(small_files, caplog):
         if label in first_at:
             repeated.append((first_at[label], i))
         first_at.setdefault(label, i)
-    assert len(repeated) == 40 - PER_EPOCH and all(np.abs(flat[i] - flat[j]).max() > 1e-3 for i, j in repeated)
+    assert len(repeated) == 40 - PER_EPOCH
+    assert all(np.abs(flat[i] - flat[j]).max() > 1e-3 for i, j in repeated)
     decoded = [m for m in cache_log(caplog) if m.startswith("decoded")]
     assert len(decoded) == 1  # decoded once, then reused while the files are unchanged
 
@@ -193,7 +194,8 @@ def test_preprocessing_that_fails_on_the_images_is_left_to_the_stream(small_file
     caplog.set_level(logging.INFO, "slimcli.input")
     # cifarnet's training crop of 40 does not fit a 20x20 image padded by 4: every record
     # fails its preprocessing, which the stream reports as corrupt.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="corrupt record .* its preprocessing failed"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="corrupt record .* its preprocessing failed"):
         collect(training(files, "cifarnet", size=40).take(1))
     assert cache_log(caplog)[-1] == ("reading the records as a stream (not decoding them into "
                                      "memory): the preprocessing fails on the first image "
