@@ -5,6 +5,8 @@
   (0.2-1.8), then `tf.image.per_image_standardization`.
 - Evaluation: centre crop or zero-pad to the output size, then
   standardization. This matches the original bit for bit.
+- Batches of same-size images (`preprocess_batch`, for images held in
+  memory by the input pipeline): the same, in ops over the whole batch.
 
 Deviations from the original, where it failed or was inconsistent: the
 evaluation crop is [output_height, output_width] (the original passed the
@@ -93,9 +95,9 @@ def distort_batch(images: tf.Tensor, draws: dict, output_height: int, output_wid
     `offsets`, flip, brightness, contrast, standardization) in ops over the
     whole batch. Padding, crop and flip move pixels only: they are one pad and
     two gathers, before the cast to float32 (on a quarter of the bytes of
-    uint8 images); brightness,
-    contrast and standardization are one expression (equal up to float
-    rounding: the brightness shift cancels in the standardization).
+    uint8 images). Brightness, contrast and standardization are one
+    expression, equal up to float rounding (the brightness shift cancels in
+    the standardization).
 
     Args:
       images: [B, H, W, C] (uint8 or float32).
