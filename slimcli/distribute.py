@@ -140,10 +140,22 @@ def make_strategy(num_clones: int = 1, clone_on_cpu: bool = False, num_ps_tasks:
         cluster = config.get("cluster", {})
         if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
             return _multi_worker(config)
+    return StrategyInfo(local_strategy(num_clones, clone_on_cpu))
+
+
+def local_strategy(num_clones: int = 1, clone_on_cpu: bool = False) -> tf.distribute.Strategy:
+    """This process's devices only (TF_CONFIG is not read): the default strategy, one
+    device, or MirroredStrategy over `num_clones` GPUs (logical CPUs with `clone_on_cpu`).
+
+    Raises:
+      SlimError: fewer devices than `num_clones`.
+    """
+    if num_clones < 1:
+        raise SlimError(f"--num_clones must be at least 1; got {num_clones}.")
     if num_clones == 1 and not clone_on_cpu:
-        return StrategyInfo(tf.distribute.get_strategy())
+        return tf.distribute.get_strategy()
     devices = _clone_devices(num_clones, clone_on_cpu)
     if len(devices) == 1:
-        return StrategyInfo(tf.distribute.OneDeviceStrategy(devices[0]))
+        return tf.distribute.OneDeviceStrategy(devices[0])
     log.info("MirroredStrategy over %s", ", ".join(devices))
-    return StrategyInfo(mirrored_strategy(devices))
+    return mirrored_strategy(devices)

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from slimcli import datasets, nets, slim
-from slimcli.distribute import mirrored_strategy
+from slimcli.distribute import local_strategy
 from slimcli.errors import SlimError
 from slimcli.slim import evaluation, metrics
 from slimcli.slim.checkpoints import CheckpointMismatch
@@ -72,19 +72,6 @@ class EvalConfig:
             raise SlimError(f"--max_num_batches must be >= 1. Received: {self.max_num_batches}")
         if self.num_clones < 1:
             raise SlimError(f"--num_clones must be >= 1. Received: --num_clones={self.num_clones}")
-
-
-def make_strategy(num_clones: int, clone_on_cpu: bool) -> tf.distribute.Strategy:
-    """One device, or MirroredStrategy over `num_clones` GPUs (or logical CPUs)."""
-    if num_clones == 1:
-        return tf.distribute.get_strategy()
-    kind = "CPU" if clone_on_cpu else "GPU"
-    devices = [d.name for d in tf.config.list_logical_devices(kind)]
-    if len(devices) < num_clones:
-        raise SlimError(f"--num_clones={num_clones} needs {num_clones} {kind} devices; found "
-                        f"{len(devices)}. Lower --num_clones"
-                        f"{'' if clone_on_cpu else ' or pass --clone_on_cpu'}.")
-    return mirrored_strategy(devices[:num_clones])
 
 
 def _restore_names(net: nets.NetworkFn, reader: Any, use_ema: bool) -> dict[str, tf.Variable]:
@@ -253,7 +240,7 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
         raise SlimError(f"split {split.split_name!r} of {config.dataset_dir} is empty; "
                         f"choose another --dataset_split_name.")
     num_classes = split.num_classes - config.labels_offset
-    strategy = make_strategy(config.num_clones, config.clone_on_cpu)
+    strategy = local_strategy(config.num_clones, config.clone_on_cpu)
     spec = nets.get_net_spec(config.model_name)
     image_size = config.eval_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3

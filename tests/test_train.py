@@ -259,3 +259,15 @@ def test_loss_adds_the_auxiliary_logits_at_weight_0_4(tmp_path):
     assert float(total) == pytest.approx(main + train_lib.AUX_LOGITS_WEIGHT * aux, rel=1e-6)
     assert train_lib.AUX_LOGITS_WEIGHT == 0.4
     assert float(metrics["losses/cross_entropy"]) == pytest.approx(float(total), rel=1e-6)
+
+
+def test_local_strategy_ignores_tf_config(monkeypatch):
+    from slimcli.distribute import local_strategy
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, '
+                                    '"task": {"type": "worker", "index": 0}}')
+    assert local_strategy() is tf.distribute.get_strategy()
+    mirrored = local_strategy(2, clone_on_cpu=True)
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == 2
+    with pytest.raises(SlimError, match="--num_clones must be at least 1"):
+        local_strategy(0)
