@@ -77,6 +77,12 @@ _MEMO: dict = {}
 _MEMO_LOCK = threading.Lock()
 
 
+def clear() -> None:
+    """Frees the decoded split kept for reuse (the pipelines built from it keep theirs)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
 def _memo_key(files, file_sizes, channels) -> tuple:
     mtimes = tuple(os.stat(f).st_mtime_ns if os.path.exists(f) else 0 for f in files)
     return tuple(files), tuple(file_sizes), mtimes, channels
@@ -252,6 +258,5 @@ def cache_budget_bytes(decoded_cache_mb) -> int:
     return int(mb * 2**20)
 
 
-__all__ = ["DEFAULT_DECODED_CACHE_MB", "DecodedImages", "decode_to_memory", "decoded_split",
-           "cached_batches", "cached_pipeline",
-           "cache_budget_bytes"]
+__all__ = ["DEFAULT_DECODED_CACHE_MB", "DecodedImages", "cache_budget_bytes", "cached_batches",
+           "cached_pipeline", "clear", "decode_to_memory", "decoded_split"]

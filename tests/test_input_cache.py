@@ -33,7 +33,7 @@ def one_size_files(directory: str, files: int = 2, per_file: int = 13) -> tuple[
 
 @pytest.fixture()
 def small_files(tmp_path):
-    input_cache._MEMO.clear()  # each test decodes its own files
+    input_cache.clear()  # each test decodes its own files
     return one_size_files(str(tmp_path))
 
 
@@ -107,7 +107,7 @@ def test_decoded_cache_off_or_over_budget_streams(small_files, caplog, monkeypat
 
 
 def test_images_of_different_sizes_stream(tmp_path, caplog):
-    input_cache._MEMO.clear()
+    input_cache.clear()
     caplog.set_level(logging.INFO, "slimcli.input")
     records = [make_example(pattern_image(i, 20, 20 + i % 2), b"png", i) for i in range(6)]
     files = [write_records(str(tmp_path / "sizes.tfrecord"), records)]
@@ -154,7 +154,7 @@ def test_label_below_offset_is_reported_by_the_stream(small_files):
 
 
 def test_shards_of_records_split_the_cache(tmp_path):
-    input_cache._MEMO.clear()
+    input_cache.clear()
     files, labels = one_size_files(str(tmp_path), files=1, per_file=12)
     seen = []
     for index in range(2):
@@ -200,3 +200,13 @@ def test_preprocessing_that_fails_on_the_images_is_left_to_the_stream(small_file
     assert cache_log(caplog)[-1] == ("reading the records as a stream (not decoding them into "
                                      "memory): the preprocessing fails on the first image "
                                      "(InvalidArgumentError)")
+
+
+def test_clear_frees_the_kept_split(small_files, caplog):
+    files, _ = small_files
+    caplog.set_level(logging.INFO, "slimcli.input")
+    training(files)
+    training(files)
+    input_cache.clear()
+    training(files)
+    assert sum(m.startswith("decoded") for m in cache_log(caplog)) == 2
