@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             "cifarnet, 500x375 JPEG photos otherwise); the 2,000 small images of lenet and "
             "cifarnet are decoded into memory once, as slim-train does by default "
             "(`--decoded_cache_mb`); the photos are streamed (`--decoded_cache_mb=0`), as "
-            "photo datasets such as ImageNet are. The original TF-Slim figures "
-            "are the issue's (TF 2.15 graph mode, oneDNN on, a machine of this kind); they were not "
-            "measured in this run.\n\n" + table + "\n"))
+            "photo datasets such as ImageNet are. The original TF-Slim figures are the issue's "
+            "(TF 2.15 graph mode, oneDNN on, a machine of this kind); they were not measured in "
+            "this run.\n\n" + table + "\n"))
     if not args.skip_registry:
         names = [n for n in args.registry_nets.split(",") if n] or list_nets()
         table, machine = registry_table(names, args.registry_batch_size,

@@ -216,31 +216,37 @@ def cached_batches(data: DecodedImages, cfg, preprocess_fn: Callable, batch_size
 
     blocks = tf.data.Dataset.counter().flat_map(ip._graph_fn(epoch))
 
-    def preprocess(how):
+    def seqs_of(first, block_images):
+        return first + tf.range(tf.shape(block_images, out_type=tf.int64)[0])
+
+    def batched(first, block_images):
+        kwargs = {"seed": tf.random.experimental.stateless_fold_in(base_seed, first)} \
+            if cfg.is_training else {}
+        return batch_fn(block_images, size, size, **kwargs)
+
+    def vectorized(first, block_images):
+        return tf.vectorized_map(lambda e: one(*e), (block_images, seqs_of(first, block_images)),
+                                 fallback_to_while_loop=False)
+
+    def one_by_one(first, block_images):
+        return tf.map_fn(lambda e: one(*e), (block_images, seqs_of(first, block_images)),
+                         fn_output_signature=tf.float32)
+
+    def preprocessed(preprocess_block):
         def block(first, indices):
-            seqs = first + tf.range(tf.size(indices, out_type=tf.int64))
-            block_images = tf.gather(images, indices)
-            if how == "batched":
-                kwargs = {"seed": tf.random.experimental.stateless_fold_in(base_seed, first)} \
-                    if cfg.is_training else {}
-                out = batch_fn(block_images, size, size, **kwargs)
-            elif how == "vectorized":
-                out = tf.vectorized_map(lambda e: one(*e), (block_images, seqs),
-                                        fallback_to_while_loop=False)
-            else:
-                out = tf.map_fn(lambda e: one(*e), (block_images, seqs),
-                                fn_output_signature=tf.float32)
+            out = preprocess_block(first, tf.gather(images, indices))
             return (tf.ensure_shape(tf.cast(out, tf.float32), [None, size, size, channels]),
                     tf.gather(labels, indices))
         return blocks.map(ip._graph_fn(block), num_parallel_calls=cfg.num_parallel_calls,
                           deterministic=True)
 
     if batch_fn is not None:  # the preprocessing's own batched form
-        return preprocess("batched").rebatch(batch_size, drop_remainder=cfg.drop_remainder)
-    try:  # vectorized when every op has a batched form (per-image random seeds do not)
-        batches = preprocess("vectorized")
-    except ValueError:
-        batches = preprocess("map_fn")
+        batches = preprocessed(batched)
+    else:
+        try:  # vectorized when every op has a batched form (per-image random seeds do not)
+            batches = preprocessed(vectorized)
+        except ValueError:
+            batches = preprocessed(one_by_one)
     return batches.rebatch(batch_size, drop_remainder=cfg.drop_remainder)
 
 
