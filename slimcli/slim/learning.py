@@ -5,8 +5,10 @@ the loss is computed on each replica inside `slim.losses.collect()`, the
 gradients are all-reduced, multiplied (`gradient_multipliers`), clipped
 (`clip_gradient_norm`, per gradient as TF-Slim did) and applied by the
 optimizer, and the global step advances. Batch-norm moving statistics update
-inside the forward pass (TF-Slim's update ops); `update_ops=False` undoes
-those updates. The step runs under any `tf.distribute` strategy.
+inside the forward pass (TF-Slim's default update ops); `update_ops=[]` undoes
+those updates and a list of callables runs exactly those instead. The
+optimizer may be a Keras, a `tf.compat.v1.train` or a `slimcli.optimization`
+one (see `slim.optimizers`). The step runs under any `tf.distribute` strategy.
 
 `train(step, logdir, ...)` is the loop around it: resume from the newest
 checkpoint of `logdir` (else `init_fn`), log, write summaries, save atomic
@@ -24,6 +26,7 @@ import tensorflow as tf
 from slimcli.errors import SlimError
 from slimcli.slim import losses as slim_losses
 from slimcli.slim import variables as slim_variables
+from slimcli.slim.optimizers import as_train_optimizer
 from slimcli.slim.training_loop import TrainingDiverged, host_values, train
 
 __all__ = [
@@ -151,13 +154,6 @@ class DynamicLossScale(tf.Module):
 
 
 
-def _as_schedule(learning_rate: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-    if callable(learning_rate):
-        return learning_rate
-    value = float(learning_rate)
-    return lambda step: tf.constant(value, tf.float32)
-
-
 def _resolve_trainable(model: Any, variables_to_train: Any) -> dict[str, tf.Variable]:
     store = slim_variables._store(model)
     if variables_to_train is None:
@@ -171,6 +167,27 @@ def _resolve_trainable(model: Any, variables_to_train: Any) -> dict[str, tf.Vari
     return named
 
 
+def _resolve_update_ops(update_ops: Any) -> tuple[bool, list[Callable]]:
+    """(keep the batch-norm updates of the forward pass?, extra callables run each step).
+
+    TF-Slim's meaning: None runs the batch-norm updates; a list runs exactly
+    those updates (here zero-argument callables) and no others; [] runs none.
+    True/False are slimcli's older spelling of None/[].
+    """
+    if update_ops is None or update_ops is True:
+        return True, []
+    if update_ops is False:
+        return False, []
+    if callable(update_ops):
+        update_ops = [update_ops]
+    updates = list(update_ops)
+    for op in updates:
+        if not callable(op):
+            raise SlimError(f"update_ops: {op!r} is not callable; in TF2 an update op is a "
+                            f"zero-argument function, e.g. lambda: counter.assign_add(1).")
+    return False, updates
+
+
 class TrainStep:
     """One training step under a distribution strategy; call it with an iterator.
 
@@ -180,22 +197,27 @@ class TrainStep:
     metrics: `total_loss`, `learning_rate`, and whatever `loss_fn` adds.
     """
 
-    def __init__(self, loss_fn: Callable, optimizer: Any, model: Any, *, learning_rate: Any,
+    def __init__(self, loss_fn: Callable, optimizer: Any, model: Any, *, learning_rate: Any = None,
                  global_step: tf.Variable | None = None, strategy: Any = None,
                  clip_gradient_norm: float = 0.0, gradient_multipliers: Mapping | None = None,
-                 variables_to_train: Any = None, update_ops: bool = True,
+                 variables_to_train: Any = None, update_ops: Any = None,
                  summarize_gradients: bool = False, loss_scale: DynamicLossScale | None = None,
                  jit_compile: bool = False, post_update: Callable | None = None):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.loss_fn = loss_fn
         self.optimizer = optimizer
+        self.train_optimizer = as_train_optimizer(optimizer, learning_rate)
         self.model = model
         self.store = slim_variables._store(model)
-        self.learning_rate = _as_schedule(learning_rate)
+        self.learning_rate = self.train_optimizer.learning_rate
         self.clip_gradient_norm = float(clip_gradient_norm or 0.0)
         self.gradient_multipliers = dict(gradient_multipliers or {})
-        self.update_ops = update_ops
+        self.keep_batch_norm_updates, self.extra_updates = _resolve_update_ops(update_ops)
         self.summarize_gradients = summarize_gradients
+        if loss_scale is not None and self.train_optimizer.in_replica:
+            raise SlimError("create_train_op: loss_scale works with slimcli.optimization "
+                            "optimizers; wrap a Keras one in keras.mixed_precision."
+                            "LossScaleOptimizer instead.")
         self.loss_scale = loss_scale
         self.post_update = post_update
         self.trainable = _resolve_trainable(model, variables_to_train)
@@ -206,8 +228,8 @@ class TrainStep:
         self.moving = [v for v in self.store.as_dict().values() if id(v) not in trainable_ids]
         with self.strategy.scope():
             if global_step is None:
-                global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-            self.optimizer.build(self.trainable)
+                global_step = slim_variables.get_or_create_global_step(self.store)
+            self.train_optimizer.build(self.trainable)
         self.global_step = global_step
         self._grads = tf.function(self._compute_gradients, jit_compile=True) if jit_compile \
             else self._compute_gradients
@@ -240,7 +262,7 @@ class TrainStep:
         return pairs
 
     def _replica_step(self, batch: Any) -> dict[str, tf.Tensor]:
-        snapshot = [tf.identity(v) for v in self.moving] if not self.update_ops else []
+        snapshot = [] if self.keep_batch_norm_updates else [tf.identity(v) for v in self.moving]
         loss, metrics, grads = self._grads(batch)
         for var, value in zip(self.moving, snapshot):
             var.assign(value)
@@ -260,13 +282,19 @@ class TrainStep:
             metrics.update(add_gradients_summaries(pairs, self.store))
         lr = self.learning_rate(self.global_step)
         triples = [(g, n, v) for (g, v), (_, n) in zip(pairs, kept)]
+        if self.train_optimizer.in_replica:
+            self.train_optimizer.apply_gradients(triples, lr)
+            triples = []
         ctx.merge_call(self._apply, args=(triples, lr, finite))
         metrics.update(total_loss=loss, learning_rate=tf.cast(lr, tf.float32))
         return metrics
 
     # -- cross-replica side -------------------------------------------------------------
     def _apply(self, strategy: Any, triples: list, lr: Any, finite: Any) -> None:
-        self.optimizer.apply_gradients(triples, lr, finite)
+        for update in self.extra_updates:
+            update()
+        if triples:
+            self.train_optimizer.apply_gradients(triples, lr, finite)
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         strategy.extended.update(self.global_step, lambda v: v.assign_add(1), group=False)
@@ -280,8 +308,8 @@ class TrainStep:
                 for k, v in out.items()}
 
 
-def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_rate: Any,
-                    global_step: tf.Variable | None = None, update_ops: bool = True,
+def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_rate: Any = None,
+                    global_step: tf.Variable | None = None, update_ops: Any = None,
                     variables_to_train: Any = None, clip_gradient_norm: float = 0.0,
                     summarize_gradients: bool = False, gradient_multipliers: Mapping | None = None,
                     strategy: Any = None, loss_scale: DynamicLossScale | None = None,
@@ -292,13 +320,16 @@ def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_r
       loss_fn: `loss_fn(batch)` → total loss, `(loss, metrics dict)`, or None
         (then the total of the slim losses it added, regularization included).
         It runs per replica inside `slim.losses.collect()`.
-      optimizer: a `slimcli.optimization.SlotOptimizer` (or any object with
-        `build(named_vars)` and `apply_gradients(triples, lr, apply_if)`).
+      optimizer: any Keras optimizer (`tf.keras.optimizers.SGD(0.1)`), a
+        `tf.compat.v1.train` optimizer (run as the same TF1 kernel, see
+        `slim.optimizers`), or a `slimcli.optimization` one.
       model: the built `slim.Model` whose variables are trained.
-      learning_rate: a float or `fn(global_step) -> rate`.
-      global_step: an int64 variable; one named `global_step` is made if None.
-      update_ops: False undoes the batch-norm moving-average updates of the
-        forward pass (TF-Slim's `update_ops=[]`).
+      learning_rate: a float or `fn(global_step) -> rate`; needed for
+        slimcli's optimizers, optional for TF1 ones, not taken for Keras ones.
+      global_step: an int64 variable; default `get_or_create_global_step(model)`.
+      update_ops: as TF-Slim: None keeps the batch-norm moving-average updates
+        of the forward pass; a list of zero-argument callables runs exactly
+        those each step (and undoes the batch-norm updates); [] runs none.
       variables_to_train: variables or names (default: all trainable ones).
       clip_gradient_norm: > 0 clips each gradient to this norm.
       summarize_gradients: adds `gradient_norm/<name>` to the metrics.

@@ -25,6 +25,8 @@ from typing import Any, Iterator
 import tensorflow as tf
 
 from slimcli.errors import SlimError
+from slimcli.slim import scopes
+from slimcli.slim import variables as slim_variables
 
 __all__ = [
     "collect", "add_loss", "get_losses", "get_regularization_losses", "get_total_loss",
@@ -63,6 +65,9 @@ def note_store(store: Any) -> None:
         collection.stores.append(store)
 
 
+slim_variables.add_store_listener(note_store)
+
+
 def _active() -> LossCollection:
     collection = _COLLECTION.get()
     if collection is None:
@@ -80,24 +85,28 @@ def add_loss(loss: tf.Tensor, loss_collection: bool = True) -> tf.Tensor:
 
 
 def get_losses(scope: str | None = None) -> list[tf.Tensor]:
-    """The losses added in the open collection (`scope` filters by op name in graphs)."""
+    """The losses added in the open collection.
+
+    `scope` (graphs only) is a regular expression matched at the start of the
+    loss's op name, as TF-Slim's `tf.get_collection(LOSSES, scope)`.
+    """
     losses = _active().losses
     if scope is None or tf.executing_eagerly():
         return list(losses)
-    return [l for l in losses if getattr(l, "name", "").startswith(scope)]
+    matches = slim_variables.scope_matcher(scope)
+    return [l for l in losses if matches(getattr(l, "name", ""))]
 
 
 def get_regularization_losses(scope: str | None = None, store: Any = None) -> list[tf.Tensor]:
     """Weight penalties of the store given, or of the stores used in the open collection.
 
     Args:
-      scope: only variables whose name starts with it.
+      scope: only variables whose name it matches at the start (a regular
+        expression, `re.match`, as TF-Slim).
       store: a slim Model or VariableStore.
     """
-    from slimcli.slim import scopes
-    from slimcli.slim.variables import Model
     if store is not None:
-        stores = [store.store if isinstance(store, Model) else store]
+        stores = [slim_variables._store(store)]
     else:
         collection = _COLLECTION.get()
         stores = list(collection.stores) if collection is not None else []
@@ -108,9 +117,10 @@ def get_regularization_losses(scope: str | None = None, store: Any = None) -> li
             raise SlimError("no model was used in this loss collection: call the model inside "
                             "`with slim.losses.collect():` or pass store=model.")
     result = []
+    matches = slim_variables.scope_matcher(scope)
     for st in stores:
         for name, var, reg in st.regularizers():
-            if scope is None or name.startswith(scope):
+            if matches(name):
                 value = reg(var)
                 if value is not None:
                     result.append(value)

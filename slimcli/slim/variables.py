@@ -27,13 +27,24 @@ __all__ = [
     "variable", "model_variable", "add_model_variable", "local_variable", "get_variables",
     "get_model_variables", "get_trainable_variables", "get_variables_to_restore",
     "get_variables_by_name", "get_variables_by_suffix", "get_unique_variable",
-    "get_variable_full_name", "active_store",
+    "get_variable_full_name", "active_store", "get_global_step", "create_global_step",
+    "get_or_create_global_step", "scope_matcher", "add_store_listener",
 ]
 
 GLOBAL_VARIABLES = "variables"
 MODEL_VARIABLES = "model_variables"
 TRAINABLE_VARIABLES = "trainable_variables"
 LOCAL_VARIABLES = "local_variables"
+
+
+_STORE_LISTENERS: list[Callable[["VariableStore"], None]] = []
+
+
+def add_store_listener(listener: Callable[["VariableStore"], None]) -> None:
+    """Calls `listener(store)` whenever a store becomes active (how `slim.losses`
+    learns which models a loss collection used, without this module importing it)."""
+    if listener not in _STORE_LISTENERS:
+        _STORE_LISTENERS.append(listener)
 
 
 @dataclasses.dataclass
@@ -74,6 +85,7 @@ class VariableStore(tf.Module):
         self._vars: dict[str, tf.Variable] = {}
         self._entries: dict[str, _Entry] = {}
         self.built = False
+        self.global_step: tf.Variable | None = None  # see get_or_create_global_step
 
     # -- scope -----------------------------------------------------------------
     @contextlib.contextmanager
@@ -81,8 +93,8 @@ class VariableStore(tf.Module):
         """Makes this the active store, with fresh default-name counters."""
         op_prefix = "" if tf.executing_eagerly() else tf.compat.v1.get_default_graph().get_name_scope()
         context = scopes.CallContext(store=self, op_prefix=op_prefix)
-        from slimcli.slim import losses  # noqa: cyclic at import time
-        losses.note_store(self)
+        for listener in _STORE_LISTENERS:
+            listener(self)
         created_before = set(self._vars)
         try:
             with scopes.call_context(context):
@@ -307,16 +319,38 @@ def add_model_variable(var: tf.Variable, store: Any = None) -> None:
         st.add_existing(name, var, [MODEL_VARIABLES])
 
 
+def scope_matcher(scope: str | None, what: str = "scope") -> Callable[[str], bool]:
+    """`name -> bool`: TF-Slim's scope filter, a regular expression matched at the
+    start of the name (`re.match`, as `tf.get_collection(key, scope)` did).
+
+    A plain scope name (`vgg_16/fc8`) matches the names under it, as before;
+    `.*fc8` or `conv[12]` work as TF-Slim users wrote them.
+
+    Raises:
+      SlimError: `scope` is not a valid regular expression.
+    """
+    if scope is None:
+        return lambda name: True
+    try:
+        pattern = re.compile(scope)
+    except re.error as e:
+        raise SlimError(f"{what} {scope!r} is not a valid regular expression ({e}); escape "
+                        f"special characters with re.escape().") from None
+    return lambda name: pattern.match(name) is not None
+
+
 def _matches_scope(name: str, scope: str | None) -> bool:
-    return scope is None or name.startswith(scope)
+    return scope_matcher(scope)(name)
 
 
 def get_variables(scope: str | None = None, suffix: str | None = None,
                   collection: str = GLOBAL_VARIABLES, store: Any = None) -> list[tf.Variable]:
-    """Variables whose full name starts with `scope` and ends with `suffix`.
+    """Variables whose full name matches `scope` at its start and ends with `suffix`.
 
     Args:
-      scope: a name prefix (`vgg_16/fc8`), or None for all.
+      scope: a regular expression matched at the start of the name
+        (`re.match`, as TF-Slim): a scope such as `vgg_16/fc8`, or
+        `.*/weights`; None for all.
       suffix: a name suffix (`weights`), or None.
       collection: `variables` (all), `model_variables`, `trainable_variables`,
         `local_variables` or a custom collection name.
@@ -341,16 +375,25 @@ def get_trainable_variables(scope: str | None = None, suffix: str | None = None,
 def get_variables_to_restore(include: Sequence[str] | None = None,
                              exclude: Sequence[str] | None = None,
                              store: Any = None) -> list[tf.Variable]:
-    """Variables under any `include` scope (all when None) and under no `exclude` scope.
+    """Variables matching any `include` scope (all when None) and no `exclude` scope.
 
-    Scopes are name prefixes, as TF-Slim matched `op.name.startswith(scope)`.
+    Scopes are regular expressions matched at the start of the name
+    (`re.match`), as TF-Slim's `tf.get_collection(key, scope)` matched them:
+    `exclude=['.*fc8']` drops every `fc8` variable, `include=['conv[12]']`
+    keeps `conv1/...` and `conv2/...`; a plain scope name matches what is under it.
     """
     st = _store(store)
     names = st.names(GLOBAL_VARIABLES)
+    if isinstance(include, str) or isinstance(exclude, str):
+        raise SlimError(f"get_variables_to_restore: include/exclude are lists of scopes; got a "
+                        f"string ({include if isinstance(include, str) else exclude!r}): "
+                        f"wrap it in a list.")
     if include is not None:
-        names = [n for n in names if any(n.startswith(s) for s in include)]
+        keep = [scope_matcher(s, "include scope") for s in include]
+        names = [n for n in names if any(m(n) for m in keep)]
     if exclude:
-        names = [n for n in names if not any(n.startswith(s) for s in exclude)]
+        drop = [scope_matcher(s, "exclude scope") for s in exclude]
+        names = [n for n in names if not any(m(n) for m in drop)]
     return [st.get(n) for n in names]
 
 
@@ -378,3 +421,61 @@ def get_unique_variable(var_op_name: str, store: Any = None) -> tf.Variable:
         raise SlimError(f"couldn't find variable {var_op_name!r}; known variables start with: "
                         f"{', '.join(st.names()[:5])}")
     return st.get(var_op_name)
+
+
+_DEFAULT_STEP_OWNER: VariableStore | None = None
+
+
+def _step_owner(store: Any) -> VariableStore:
+    """The store holding the global step: the one given, the active one, else a default."""
+    global _DEFAULT_STEP_OWNER
+    if store is not None:
+        return _store(store)
+    context = scopes.current_context()
+    if context is not None:
+        return context.store
+    if _DEFAULT_STEP_OWNER is None:
+        _DEFAULT_STEP_OWNER = VariableStore(name="default_global_step_owner")
+    return _DEFAULT_STEP_OWNER
+
+
+def get_global_step(store: Any = None) -> tf.Variable | None:
+    """The global step of `store` (a Model or VariableStore; else the active store,
+    else the process default), or None if none was created."""
+    return _step_owner(store).global_step
+
+
+def create_global_step(store: Any = None) -> tf.Variable:
+    """Creates the int64 `global_step` variable (under the current strategy's scope).
+
+    It belongs to the store (held beside its variables, not in its
+    collections, so a model's variable lists are unchanged); with no store
+    given or active, to one process-wide default, as TF1 kept one per graph.
+
+    Raises:
+      SlimError: one exists already.
+    """
+    owner = _step_owner(store)
+    if owner.global_step is not None:
+        raise SlimError("create_global_step: a global step exists already; use "
+                        "get_or_create_global_step().")
+    with tf.init_scope(), tf.name_scope(""):
+        owner.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    return owner.global_step
+
+
+def get_or_create_global_step(store: Any = None) -> tf.Variable:
+    """The global step of `store`, created at 0 on first use (see `create_global_step`).
+
+    Raises:
+      SlimError: it was made outside the distribution strategy now in scope.
+    """
+    step = get_global_step(store)
+    if step is None:
+        return create_global_step(store)
+    strategy = tf.distribute.get_strategy()
+    if tf.distribute.has_strategy() and not strategy.extended.variable_created_in_scope(step):
+        raise SlimError("the global step was created outside the current distribution "
+                        "strategy; call get_or_create_global_step() under strategy.scope() "
+                        "first, or pass global_step= explicitly.")
+    return step
