@@ -136,7 +136,7 @@ def _metric_map(num_classes: int, with_confusion: bool) -> metrics.MetricMap:
              "eval/Loss": metrics.Mean("loss")}
     if with_confusion:
         named["eval/ConfusionMatrix"] = metrics.ConfusionMatrix(num_classes)
-    return metrics.aggregate_metric_map(named)
+    return metrics.MetricMap(named)
 
 
 def make_eval_step(net: nets.NetworkFn, metric_map: metrics.MetricMap, num_classes: int,

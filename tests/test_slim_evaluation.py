@@ -20,8 +20,8 @@ def scale_net(x):
 
 
 def make_eval(model):
-    names = metrics.aggregate_metric_map({"eval/Accuracy": metrics.Accuracy(),
-                                          "eval/Recall_5": metrics.RecallAtK(2)})
+    names = metrics.MetricMap({"eval/Accuracy": metrics.Accuracy(),
+                               "eval/Recall_5": metrics.RecallAtK(2)})
 
     @tf.function
     def eval_step(batch):

@@ -97,8 +97,8 @@ def test_confusion_matrix_per_class_accuracy_and_mean_iou():
 
 
 def test_metric_map_reset_and_function():
-    names = metrics.aggregate_metric_map({"eval/Accuracy": metrics.Accuracy(),
-                                          "eval/Recall_5": metrics.RecallAtK(5)})
+    names = metrics.MetricMap({"eval/Accuracy": metrics.Accuracy(),
+                               "eval/Recall_5": metrics.RecallAtK(5)})
 
     @tf.function
     def update(logits, labels):
@@ -110,7 +110,7 @@ def test_metric_map_reset_and_function():
     assert results["eval/Accuracy"] == pytest.approx(np.mean(PRED == LABELS))
     names.reset()
     assert float(names.results()["eval/Accuracy"]) == 0.0
-    with pytest.raises(SlimError, match="'x' is a int, not a streaming metric"):
+    with pytest.raises(SlimError, match="'x' is a int, not a \\(value, update_op\\) pair"):
         metrics.aggregate_metric_map({"x": 3})
 
 

@@ -3,10 +3,13 @@
     from slimcli import slim
     model = slim.Model(my_net)        # my_net uses slim.conv2d, slim.arg_scope, ...
     logits, end_points = model(images)
+
+As with `import tf_slim as slim`, the modules are attributes: `slim.learning`,
+`slim.metrics`, `slim.evaluation`, `slim.losses`, `slim.variables`, ...
 """
 
 from slimcli.slim import checkpoints, initializers, layers, losses, regularizers, scopes, utils
-from slimcli.slim import variables
+from slimcli.slim import evaluation, learning, metrics, optimizers, summaries, variables
 from slimcli.slim.checkpoints import (assign_from_checkpoint, assign_from_checkpoint_fn,
                                       assign_from_values, assign_from_values_fn,
                                       latest_checkpoint, list_variables, resolve_checkpoint_path,
@@ -25,10 +28,11 @@ from slimcli.slim.regularizers import (apply_regularization, l1_l2_regularizer, 
 from slimcli.slim.scopes import (AUTO_REUSE, add_arg_scope, arg_scope, arg_scoped_arguments,
                                  current_arg_scope, get_variable_scope, has_arg_scope, name_scope,
                                  variable_scope)
-from slimcli.slim.variables import (Model, VariableStore, add_model_variable, get_model_variables,
-                                    get_trainable_variables, get_unique_variable, get_variables,
-                                    get_variables_by_name, get_variables_by_suffix,
-                                    get_variables_to_restore, local_variable, model_variable,
-                                    variable)
+from slimcli.slim.variables import (Model, VariableStore, add_model_variable, create_global_step,
+                                    get_global_step, get_model_variables,
+                                    get_or_create_global_step, get_trainable_variables,
+                                    get_unique_variable, get_variables, get_variables_by_name,
+                                    get_variables_by_suffix, get_variables_to_restore,
+                                    local_variable, model_variable, variable)
 
 xavier_initializer_conv2d = xavier_initializer

@@ -10,298 +10,245 @@ totals in variables that are summed across replicas when read
         accuracy.update(tf.argmax(logits, 1), labels)
     accuracy.result()
 
-`aggregate_metric_map({'eval/Accuracy': metrics.Accuracy(), ...})` groups
-them the way TF-Slim's `aggregate_metric_map` grouped value and update ops.
+TF-Slim's functions are here too, as `(value, update_op)` pairs of callables:
+
+    value, update_op = metrics.streaming_accuracy(predictions, labels)
+    update_op()          # adds the batch; returns the updated value (a tensor)
+    value()              # the current value (a tensor); float(value) works too
+
+`update_op()` adds the inputs given at creation: tensors (the same batch each
+time, as a TF1 graph re-ran on constants) or zero-argument callables read at
+every call. `update_op(predictions, labels)` adds another batch instead.
+Both work inside `tf.function`. `names_to_values, names_to_updates =
+aggregate_metric_map({...: (value, update_op)})` and `values, updates =
+aggregate_metrics(pair, ...)` group them as TF-Slim did; `MetricMap` groups
+metric objects for `slim.evaluation`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from slimcli.errors import SlimError
+from slimcli.slim.metric_classes import (AUC, Accuracy, ConfusionMatrix, FalseNegativeRate,
+                                         FalseNegatives, FalsePositiveRate, FalsePositives, Mean,
+                                         MeanAbsoluteError, MeanIoU, MeanRelativeError,
+                                         MeanSquaredError, MetricMap, PercentageLess, Precision,
+                                         Recall, RecallAtK, RootMeanSquaredError, StreamingMetric,
+                                         TrueNegatives, TruePositives)
 
 __all__ = [
     "StreamingMetric", "Accuracy", "RecallAtK", "Mean", "MeanAbsoluteError", "MeanSquaredError",
     "MeanRelativeError", "PercentageLess", "Precision", "Recall", "AUC", "MeanIoU",
     "ConfusionMatrix", "MetricMap", "aggregate_metrics", "aggregate_metric_map",
+    "RootMeanSquaredError", "TruePositives", "FalsePositives", "FalseNegatives", "TrueNegatives",
+    "FalsePositiveRate", "FalseNegativeRate", "MetricValue", "MetricUpdate",
+    "streaming_accuracy", "streaming_mean", "streaming_mean_absolute_error",
+    "streaming_mean_relative_error", "streaming_mean_squared_error",
+    "streaming_root_mean_squared_error", "streaming_percentage_less", "streaming_precision",
+    "streaming_recall", "streaming_true_positives", "streaming_false_positives",
+    "streaming_false_negatives", "streaming_true_negatives", "streaming_false_positive_rate",
+    "streaming_false_negative_rate", "streaming_auc", "streaming_recall_at_k",
+    "streaming_mean_iou",
 ]
 
 
-def _flat(x: Any, dtype=tf.float32) -> tf.Tensor:
-    return tf.reshape(tf.cast(x, dtype), [-1])
+class MetricValue:
+    """The value half of a `(value, update_op)` pair: `value()` is the current result."""
+
+    def __init__(self, metric: StreamingMetric):
+        self.metric = metric
+
+    def __call__(self) -> tf.Tensor:
+        return self.metric.result()
+
+    def __float__(self) -> float:
+        return float(self.metric.result())
 
 
-def _weights_like(weights: Any, values: tf.Tensor) -> tf.Tensor:
-    if weights is None:
-        return tf.ones_like(values, tf.float32)
-    return tf.reshape(tf.broadcast_to(tf.cast(weights, tf.float32), tf.shape(values)), [-1])
+class MetricUpdate:
+    """The update half: `update_op()` adds the batch given at creation (callables are
+    called first), `update_op(*batch)` adds another; either returns the new value."""
+
+    def __init__(self, metric: StreamingMetric, args: tuple = (), kwargs: Mapping | None = None):
+        self.metric = metric
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tf.Tensor:
+        if not args and not kwargs:
+            if not self.args:
+                raise SlimError(f"update_op of {self.metric.name}: no inputs were given at "
+                                f"creation; call update_op(predictions, labels).")
+            args = tuple(a() if callable(a) else a for a in self.args)
+            kwargs = {k: v() if callable(v) else v for k, v in self.kwargs.items()}
+        self.metric.update(*args, **kwargs)
+        return self.metric.result()
 
 
-class StreamingMetric(tf.Module):
-    """A metric whose totals accumulate over `update` calls and across replicas."""
-
-    def __init__(self, name: str, **shapes: Sequence[int]):
-        super().__init__(name=name)
-        self._totals = {}
-        for key, shape in (shapes or {"total": [], "count": []}).items():
-            self._totals[key] = tf.Variable(
-                tf.zeros(shape, tf.float64), trainable=False, name=f"{name}/{key}",
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=tf.VariableAggregation.SUM)
-
-    def _add(self, **amounts: tf.Tensor) -> None:
-        for key, amount in amounts.items():
-            self._totals[key].assign_add(tf.cast(amount, tf.float64))
-
-    def _value(self, key: str) -> tf.Tensor:
-        return tf.convert_to_tensor(self._totals[key])
-
-    def reset(self) -> None:
-        """Sets every total back to zero."""
-        for var in self._totals.values():
-            var.assign(tf.zeros_like(var))
-
-    def update(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def result(self) -> tf.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+def _pair(metric: StreamingMetric, args: tuple, weights: Any = None,
+          metrics_collections: Any = None, updates_collections: Any = None,
+          **kwargs: Any) -> tuple[MetricValue, MetricUpdate]:
+    if metrics_collections or updates_collections:
+        raise SlimError(f"{metric.name}: metrics_collections/updates_collections are gone with "
+                        f"TF1's graph collections; keep the returned (value, update_op) instead.")
+    if weights is not None:
+        kwargs["weights"] = weights
+    return MetricValue(metric), MetricUpdate(metric, args, kwargs)
 
 
-def _ratio(num: tf.Tensor, den: tf.Tensor) -> tf.Tensor:
-    return tf.cast(tf.math.divide_no_nan(num, den), tf.float32)
+Pair = tuple  # (MetricValue, MetricUpdate)
 
 
-class Mean(StreamingMetric):
-    """The weighted mean of all values seen."""
-
-    def __init__(self, name: str = "mean"):
-        super().__init__(name)
-
-    def update(self, values: Any, weights: Any = None) -> None:
-        values = _flat(values)
-        w = _weights_like(weights, values)
-        self._add(total=tf.reduce_sum(values * w), count=tf.reduce_sum(w))
-
-    def result(self) -> tf.Tensor:
-        return _ratio(self._value("total"), self._value("count"))
+def streaming_accuracy(predictions, labels, weights=None, metrics_collections=None,
+                       updates_collections=None, name=None) -> Pair:
+    """The fraction of `predictions == labels` (see `Accuracy`)."""
+    return _pair(Accuracy(name or "accuracy"), (predictions, labels), weights,
+                 metrics_collections, updates_collections)
 
 
-class Accuracy(Mean):
-    """The fraction of predictions equal to labels (TF-Slim's `streaming_accuracy`)."""
-
-    def __init__(self, name: str = "accuracy"):
-        super().__init__(name)
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        correct = tf.equal(_flat(predictions, tf.int64), _flat(labels, tf.int64))
-        super().update(tf.cast(correct, tf.float32), weights)
+def streaming_mean(values, weights=None, metrics_collections=None, updates_collections=None,
+                   name=None) -> Pair:
+    """The weighted mean of `values` (see `Mean`)."""
+    return _pair(Mean(name or "mean"), (values,), weights, metrics_collections,
+                 updates_collections)
 
 
-class RecallAtK(Mean):
-    """Top-k accuracy: the label is among the k largest scores (`streaming_recall_at_k`)."""
-
-    def __init__(self, k: int = 5, name: str | None = None):
-        if k < 1:
-            raise SlimError(f"RecallAtK: expected k >= 1. Received: k={k}")
-        super().__init__(name or f"recall_at_{k}")
-        self.k = k
-
-    def update(self, logits: Any, labels: Any, weights: Any = None) -> None:
-        logits = tf.cast(logits, tf.float32)
-        k = min(self.k, int(logits.shape[-1])) if logits.shape[-1] is not None else self.k
-        hits = tf.math.in_top_k(tf.cast(_flat(labels, tf.int64), tf.int32), logits, k)
-        super().update(tf.cast(hits, tf.float32), weights)
+def streaming_mean_absolute_error(predictions, labels, weights=None, metrics_collections=None,
+                                  updates_collections=None, name=None) -> Pair:
+    return _pair(MeanAbsoluteError(name or "mean_absolute_error"), (predictions, labels),
+                 weights, metrics_collections, updates_collections)
 
 
-class MeanAbsoluteError(Mean):
-    def __init__(self, name: str = "mean_absolute_error"):
-        super().__init__(name)
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        super().update(tf.abs(_flat(predictions) - _flat(labels)), weights)
-
-
-class MeanSquaredError(Mean):
-    def __init__(self, name: str = "mean_squared_error"):
-        super().__init__(name)
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        super().update(tf.square(_flat(predictions) - _flat(labels)), weights)
+def streaming_mean_relative_error(predictions, labels, normalizer, weights=None,
+                                  metrics_collections=None, updates_collections=None,
+                                  name=None) -> Pair:
+    """mean(|predictions - labels| / normalizer) (see `MeanRelativeError`)."""
+    return _pair(MeanRelativeError(name or "mean_relative_error"),
+                 (predictions, labels, normalizer), weights, metrics_collections,
+                 updates_collections)
 
 
-class MeanRelativeError(Mean):
-    """mean(|predictions - labels| / normalizer); a zero normalizer counts as 0 error."""
-
-    def __init__(self, name: str = "mean_relative_error"):
-        super().__init__(name)
-
-    def update(self, predictions: Any, labels: Any, normalizer: Any,
-               weights: Any = None) -> None:
-        p, y = _flat(predictions), _flat(labels)
-        n = tf.reshape(tf.broadcast_to(tf.cast(normalizer, tf.float32), tf.shape(predictions)), [-1])
-        super().update(tf.math.divide_no_nan(tf.abs(p - y), n), weights)
+def streaming_mean_squared_error(predictions, labels, weights=None, metrics_collections=None,
+                                 updates_collections=None, name=None) -> Pair:
+    return _pair(MeanSquaredError(name or "mean_squared_error"), (predictions, labels), weights,
+                 metrics_collections, updates_collections)
 
 
-class PercentageLess(Mean):
-    """The fraction of values below `threshold`."""
-
-    def __init__(self, threshold: float, name: str = "percentage_less"):
-        super().__init__(name)
-        self.threshold = threshold
-
-    def update(self, values: Any, weights: Any = None) -> None:
-        super().update(tf.cast(_flat(values) < self.threshold, tf.float32), weights)
+def streaming_root_mean_squared_error(predictions, labels, weights=None,
+                                      metrics_collections=None, updates_collections=None,
+                                      name=None) -> Pair:
+    return _pair(RootMeanSquaredError(name or "root_mean_squared_error"),
+                 (predictions, labels), weights, metrics_collections, updates_collections)
 
 
-class _Binary(StreamingMetric):
-    def __init__(self, name: str):
-        super().__init__(name, tp=[], fp=[], fn=[])
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        p = tf.cast(_flat(predictions, tf.bool), tf.float32)
-        y = tf.cast(_flat(labels, tf.bool), tf.float32)
-        w = _weights_like(weights, p)
-        self._add(tp=tf.reduce_sum(p * y * w), fp=tf.reduce_sum(p * (1 - y) * w),
-                  fn=tf.reduce_sum((1 - p) * y * w))
+def streaming_percentage_less(values, threshold, weights=None, metrics_collections=None,
+                              updates_collections=None, name=None) -> Pair:
+    """The fraction of `values` below `threshold`."""
+    return _pair(PercentageLess(threshold, name or "percentage_less"), (values,), weights,
+                 metrics_collections, updates_collections)
 
 
-class Precision(_Binary):
-    """tp / (tp + fp) of boolean predictions against boolean labels."""
-
-    def __init__(self, name: str = "precision"):
-        super().__init__(name)
-
-    def result(self) -> tf.Tensor:
-        tp = self._value("tp")
-        return _ratio(tp, tp + self._value("fp"))
+def _binary_pair(cls: type, default_name: str, predictions, labels, weights, metrics_collections,
+                 updates_collections, name) -> Pair:
+    return _pair(cls(name or default_name), (predictions, labels), weights, metrics_collections,
+                 updates_collections)
 
 
-class Recall(_Binary):
-    """tp / (tp + fn) of boolean predictions against boolean labels."""
-
-    def __init__(self, name: str = "recall"):
-        super().__init__(name)
-
-    def result(self) -> tf.Tensor:
-        tp = self._value("tp")
-        return _ratio(tp, tp + self._value("fn"))
+def streaming_precision(predictions, labels, weights=None, metrics_collections=None,
+                        updates_collections=None, name=None) -> Pair:
+    """tp / (tp + fp) of boolean predictions and labels."""
+    return _binary_pair(Precision, "precision", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
 
 
-class AUC(StreamingMetric):
-    """Area under the ROC (or PR) curve from counts at `num_thresholds` thresholds.
+def streaming_recall(predictions, labels, weights=None, metrics_collections=None,
+                     updates_collections=None, name=None) -> Pair:
+    """tp / (tp + fn) of boolean predictions and labels."""
+    return _binary_pair(Recall, "recall", predictions, labels, weights, metrics_collections,
+                        updates_collections, name)
 
-    Thresholds are evenly spaced in [0, 1] with the first just below 0 and the
-    last just above 1, as TF1's `streaming_auc`; the area is a trapezoid sum.
+
+def streaming_true_positives(predictions, labels, weights=None, metrics_collections=None,
+                             updates_collections=None, name=None) -> Pair:
+    return _binary_pair(TruePositives, "true_positives", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_false_positives(predictions, labels, weights=None, metrics_collections=None,
+                              updates_collections=None, name=None) -> Pair:
+    return _binary_pair(FalsePositives, "false_positives", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_false_negatives(predictions, labels, weights=None, metrics_collections=None,
+                              updates_collections=None, name=None) -> Pair:
+    return _binary_pair(FalseNegatives, "false_negatives", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_true_negatives(predictions, labels, weights=None, metrics_collections=None,
+                             updates_collections=None, name=None) -> Pair:
+    return _binary_pair(TrueNegatives, "true_negatives", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_false_positive_rate(predictions, labels, weights=None, metrics_collections=None,
+                                  updates_collections=None, name=None) -> Pair:
+    return _binary_pair(FalsePositiveRate, "false_positive_rate", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_false_negative_rate(predictions, labels, weights=None, metrics_collections=None,
+                                  updates_collections=None, name=None) -> Pair:
+    return _binary_pair(FalseNegativeRate, "false_negative_rate", predictions, labels, weights,
+                        metrics_collections, updates_collections, name)
+
+
+def streaming_auc(predictions, labels, weights=None, num_thresholds=200,
+                  metrics_collections=None, updates_collections=None, curve="ROC",
+                  name=None) -> Pair:
+    """Area under the ROC or PR curve (see `AUC`)."""
+    return _pair(AUC(num_thresholds, curve, name or "auc"), (predictions, labels), weights,
+                 metrics_collections, updates_collections)
+
+
+def streaming_recall_at_k(predictions, labels, k, weights=None, metrics_collections=None,
+                          updates_collections=None, name=None) -> Pair:
+    """The fraction of labels among the `k` largest of `predictions` (logits)."""
+    return _pair(RecallAtK(k, name), (predictions, labels), weights, metrics_collections,
+                 updates_collections)
+
+
+def streaming_mean_iou(predictions, labels, num_classes, weights=None, metrics_collections=None,
+                       updates_collections=None, name=None) -> Pair:
+    """Mean intersection over union of class predictions (see `MeanIoU`)."""
+    return _pair(MeanIoU(num_classes, name or "mean_iou"), (predictions, labels), weights,
+                 metrics_collections, updates_collections)
+
+
+def _as_pair(name: str, item: Any) -> Pair:
+    if isinstance(item, StreamingMetric):
+        return MetricValue(item), MetricUpdate(item)
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(callable(x) for x in item):
+        return tuple(item)
+    raise SlimError(f"aggregate_metric_map: {name!r} is a {type(item).__name__}, not a "
+                    f"(value, update_op) pair of a streaming_* function or a streaming metric.")
+
+
+def aggregate_metric_map(names_to_tuples: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Splits `{name: (value, update_op)}` into `(names_to_values, names_to_updates)`.
+
+    A metric object (`metrics.Accuracy()`) counts as its own pair. To keep
+    metric objects together for `slim.evaluation`, use `MetricMap`.
     """
-
-    def __init__(self, num_thresholds: int = 200, curve: str = "ROC", name: str = "auc"):
-        if curve not in ("ROC", "PR"):
-            raise SlimError(f"AUC: curve must be 'ROC' or 'PR'. Received: curve={curve!r}")
-        if num_thresholds < 2:
-            raise SlimError(f"AUC: expected num_thresholds >= 2. Received: {num_thresholds}")
-        super().__init__(name, tp=[num_thresholds], fp=[num_thresholds], tn=[num_thresholds],
-                         fn=[num_thresholds])
-        self.curve = curve
-        eps = 1e-7
-        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        self.thresholds = np.array([-eps] + inner + [1.0 + eps], np.float32)
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        p = _flat(predictions)
-        y = tf.cast(_flat(labels, tf.bool), tf.float32)
-        w = _weights_like(weights, p)
-        above = tf.cast(p[None, :] > self.thresholds[:, None], tf.float32)  # [T, N]
-        self._add(tp=tf.reduce_sum(above * (y * w)[None], 1),
-                  fp=tf.reduce_sum(above * ((1 - y) * w)[None], 1),
-                  fn=tf.reduce_sum((1 - above) * (y * w)[None], 1),
-                  tn=tf.reduce_sum((1 - above) * ((1 - y) * w)[None], 1))
-
-    def result(self) -> tf.Tensor:
-        tp, fp = self._value("tp"), self._value("fp")
-        tn, fn = self._value("tn"), self._value("fn")
-        eps = 1e-6
-        recall = (tp + eps) / (tp + fn + eps)
-        if self.curve == "ROC":
-            x, y = fp / (fp + tn + eps), recall
-        else:
-            x, y = recall, (tp + eps) / (tp + fp + eps)
-        area = tf.reduce_sum((x[:-1] - x[1:]) * (y[:-1] + y[1:]) / 2.0)
-        return tf.cast(area, tf.float32)
+    pairs = {name: _as_pair(name, item) for name, item in names_to_tuples.items()}
+    return ({n: p[0] for n, p in pairs.items()}, {n: p[1] for n, p in pairs.items()})
 
 
-class ConfusionMatrix(StreamingMetric):
-    """Counts `[label, prediction]` pairs; rows are true classes."""
-
-    def __init__(self, num_classes: int, name: str = "confusion_matrix"):
-        if num_classes < 1:
-            raise SlimError(f"ConfusionMatrix: expected num_classes >= 1. Received: {num_classes}")
-        super().__init__(name, matrix=[num_classes, num_classes])
-        self.num_classes = num_classes
-
-    def update(self, predictions: Any, labels: Any, weights: Any = None) -> None:
-        p = _flat(predictions, tf.int64)
-        y = _flat(labels, tf.int64)
-        w = _weights_like(weights, tf.cast(p, tf.float32))
-        cm = tf.math.confusion_matrix(y, p, self.num_classes, weights=w, dtype=tf.float64)
-        self._add(matrix=cm)
-
-    def result(self) -> tf.Tensor:
-        return self._value("matrix")
-
-    def per_class_accuracy(self) -> tf.Tensor:
-        """Recall of each true class (NaN-free: 0 for classes never seen)."""
-        cm = self._value("matrix")
-        return _ratio(tf.linalg.diag_part(cm), tf.reduce_sum(cm, 1))
-
-
-class MeanIoU(ConfusionMatrix):
-    """Mean over classes of intersection / union, classes with an empty union left out."""
-
-    def __init__(self, num_classes: int, name: str = "mean_iou"):
-        super().__init__(num_classes, name)
-
-    def result(self) -> tf.Tensor:
-        cm = self._value("matrix")
-        inter = tf.linalg.diag_part(cm)
-        union = tf.reduce_sum(cm, 0) + tf.reduce_sum(cm, 1) - inter
-        present = tf.cast(union > 0, tf.float64)
-        iou = tf.math.divide_no_nan(inter, union)
-        return _ratio(tf.reduce_sum(iou * present), tf.reduce_sum(present))
-
-
-class MetricMap:
-    """Named metrics updated and read together (TF-Slim's names_to_values/updates)."""
-
-    def __init__(self, metrics: Mapping[str, StreamingMetric]):
-        self.metrics = dict(metrics)
-
-    def results(self) -> dict[str, tf.Tensor]:
-        return {name: m.result() for name, m in self.metrics.items()}
-
-    def reset(self) -> None:
-        for metric in self.metrics.values():
-            metric.reset()
-
-    def __getitem__(self, name: str) -> StreamingMetric:
-        return self.metrics[name]
-
-    def __iter__(self):
-        return iter(self.metrics)
-
-
-def aggregate_metric_map(names_to_metrics: Mapping[str, StreamingMetric]) -> MetricMap:
-    """Groups named metrics: `.results()` reads all, `.reset()` clears all."""
-    for name, metric in names_to_metrics.items():
-        if not isinstance(metric, StreamingMetric):
-            raise SlimError(f"aggregate_metric_map: {name!r} is a {type(metric).__name__}, "
-                            f"not a streaming metric.")
-    return MetricMap(names_to_metrics)
-
-
-def aggregate_metrics(*metrics: StreamingMetric) -> list[StreamingMetric]:
-    """The metrics as a list (results read with `[m.result() for m in ...]`)."""
-    return list(metrics)
+def aggregate_metrics(*value_update_tuples: Any) -> tuple[list, list]:
+    """Splits `(value, update_op)` pairs into `(values, update_ops)` lists."""
+    pairs = [_as_pair(f"#{i}", item) for i, item in enumerate(value_update_tuples)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]

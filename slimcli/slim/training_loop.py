@@ -9,6 +9,8 @@ taken from the first clone).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import math
 import os
@@ -21,8 +23,10 @@ import tensorflow as tf
 
 from slimcli.errors import SlimError
 from slimcli.slim import checkpoints, summaries
+from slimcli.slim.train_dir import TrainDirLock, dir_error
 
-__all__ = ["TrainingDiverged", "CheckpointSaver", "Progress", "train", "host_values"]
+__all__ = ["TrainingDiverged", "CheckpointSaver", "Progress", "train", "host_values",
+           "SessionPlaceholder", "call_init_fn"]
 
 log = logging.getLogger("slimcli.train")
 
@@ -70,11 +74,33 @@ class CheckpointSaver:
         self._next_keep += self.keep_seconds
         return True
 
-    def save(self, step: int) -> str:
-        """Saves at `step`; returns the prefix written."""
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The variables' values now, on the host (to write once they are known good)."""
+        return host_values(self.variables, self.strategy)
+
+    def save(self, step: int, values: Mapping[str, np.ndarray] | None = None) -> str:
+        """Saves `values` (default: the variables now) as step `step`; returns the prefix.
+
+        Raises:
+          TrainingDiverged: a value is NaN or Inf (nothing is written).
+          SlimError: the disk is full or the directory not writable (one line;
+            nothing half-written, the previous checkpoints untouched).
+        """
         prefix = os.path.join(self.logdir, f"model.ckpt-{step}")
-        values = host_values(self.variables, self.strategy)
-        checkpoints.save_checkpoint(values, prefix, self.max_to_keep, preserve=self._preserve)
+        values = self.snapshot() if values is None else values
+        bad = [n for n, v in values.items() if np.issubdtype(v.dtype, np.floating)
+               and not np.isfinite(v).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"variable {bad[0]} is not finite at global step {step}: not saved; "
+                f"{_good_checkpoint_text(self.last_path)}. Lower --learning_rate (or clip "
+                f"gradients), or check the input data.")
+        try:
+            checkpoints.save_checkpoint(values, prefix, self.max_to_keep,
+                                        preserve=self._preserve)
+        except (OSError, tf.errors.OpError) as e:
+            error = dir_error(self.logdir, e, f"save {os.path.basename(prefix)} in")
+            raise SlimError(f"{error} {_good_checkpoint_text(self.last_path)}.") from None
         self.last_path = prefix
         log.info("Saved checkpoint %s", prefix)
         return prefix
@@ -131,22 +157,98 @@ class Progress:
             self.bar.close()
 
 
-def _restore_or_init(logdir: str, variables: Mapping[str, Any],
-                     init_fn: Callable | None) -> str | None:
-    """Resumes from the newest checkpoint of `logdir`, else runs `init_fn`."""
-    latest = checkpoints.latest_checkpoint(logdir) if tf.io.gfile.isdir(logdir) else None
-    if latest is not None:
+_UNREADABLE = (tf.errors.OpError, IndexError, ValueError, OSError)
+
+
+class SessionPlaceholder:
+    """What a one-argument `init_fn(sess)` receives: TF2 has no session.
+
+    `sess.run(fetches)` evaluates at once what TF2 can: a zero-argument
+    callable is called, a tensor or variable is read, lists/tuples/dicts are
+    walked, None stays None. A `feed_dict` must be empty. Anything else
+    (such as a variable name left over from unpacking TF-Slim's
+    `(op, feed_dict)`) is a one-line error naming the TF2 way.
+    """
+
+    def run(self, fetches: Any, feed_dict: Any = None, **_unused: Any) -> Any:
+        if feed_dict:
+            raise SlimError("sess.run(..., feed_dict=...) in init_fn: TF2 has no feeds; slimcli's "
+                            "assign_from_checkpoint/assign_from_values assign at once when called.")
+        return self._fetch(fetches)
+
+    def _fetch(self, fetches: Any) -> Any:
+        if fetches is None:
+            return None
+        if isinstance(fetches, (list, tuple)):
+            return type(fetches)(self._fetch(f) for f in fetches)
+        if isinstance(fetches, Mapping):
+            return {k: self._fetch(v) for k, v in fetches.items()}
+        if isinstance(fetches, (tf.Tensor, tf.Variable)):
+            return fetches.numpy()
+        if callable(fetches):
+            return fetches()
+        raise SlimError(f"sess.run({fetches!r}) in init_fn: nothing to run. slimcli's "
+                        f"assign_from_checkpoint(...) assigns when called and returns the names "
+                        f"restored, not (op, feed_dict): call it inside init_fn instead.")
+
+
+def call_init_fn(init_fn: Callable) -> Any:
+    """Calls `init_fn()`, or `init_fn(SessionPlaceholder())` when it takes one argument
+    (TF-Slim's `def InitAssignFn(sess)`)."""
+    try:
+        params = inspect.signature(init_fn).parameters.values()
+    except (TypeError, ValueError):
+        return init_fn()
+    required = [p for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) > 1:
+        raise SlimError(f"init_fn {getattr(init_fn, '__name__', init_fn)!r} takes "
+                        f"{len(required)} arguments; it may take none, or one (the session).")
+    return init_fn(SessionPlaceholder()) if required else init_fn()
+
+
+def _restore_or_init(logdir: str, variables: Mapping[str, Any], init_fn: Callable | None,
+                     is_chief: bool = True) -> str | None:
+    """Resumes from the newest readable checkpoint of `logdir`, else runs `init_fn`.
+
+    A checkpoint written completely but not yet listed in the state file (the
+    writer was killed in between) is adopted. The chief sets an unreadable
+    (truncated, bit-flipped) checkpoint aside in `logdir/corrupt/` and falls
+    back to the next newest, with a warning naming both.
+    """
+    candidates = checkpoints.list_checkpoints(logdir) if tf.io.gfile.isdir(logdir) else []
+    listed = {os.path.basename(p) for p in checkpoints.listed_checkpoints(logdir)} \
+        if candidates else set()
+    unreadable = []
+    for path in candidates:
         try:
-            checkpoints.assign_from_checkpoint(latest, dict(variables))
+            checkpoints.assign_from_checkpoint(path, dict(variables))
         except checkpoints.CheckpointMismatch as e:
-            raise SlimError(f"cannot resume from {latest}: {e}. Use a new train_dir, or the "
+            raise SlimError(f"cannot resume from {path}: {e}. Use a new train_dir, or the "
                             f"settings (model, optimizer, moving_average_decay) it was made "
                             f"with.") from None
-        log.info("Resuming from %s", latest)
-        return latest
+        except _UNREADABLE as e:
+            unreadable.append((path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+            continue
+        _report_unreadable(unreadable, path, is_chief)
+        if is_chief and os.path.basename(path) not in listed:
+            checkpoints.adopt_checkpoint(path)
+            log.info("Adopted %s, written completely but not listed in the checkpoint file",
+                     path)
+        log.info("Resuming from %s", path)
+        return path
+    _report_unreadable(unreadable, None, is_chief)
     if init_fn is not None:
-        init_fn()
+        call_init_fn(init_fn)
     return None
+
+
+def _report_unreadable(unreadable: list, used: str | None, is_chief: bool) -> None:
+    for path, why in unreadable:
+        aside = checkpoints.set_aside(path, "corrupt") if is_chief else path
+        instead = f"resuming from {used} instead" if used else "no readable checkpoint is left"
+        log.warning("Checkpoint %s is unreadable (%s): %s; it was moved to %s.", path, why,
+                    instead, aside)
 
 
 def _write_summaries(writer: Any, step: int, metrics: Mapping[str, float],
@@ -159,13 +261,32 @@ def _write_summaries(writer: Any, step: int, metrics: Mapping[str, float],
     writer.flush()
 
 
-def _check_finite(loss: float, step: int, saver: CheckpointSaver | None, logdir: str) -> None:
+def _good_checkpoint_text(path: str | None) -> str:
+    if path:
+        return f"the last good checkpoint {path} is intact, and a resume starts from it"
+    return "no good checkpoint was written, so a rerun starts afresh"
+
+
+def _check_finite(loss: float, step: int, logdir: str, is_chief: bool) -> None:
+    """Stops on a non-finite loss at `step`, naming the last checkpoint known to be good.
+
+    The loss of step `step` is computed on the weights of step `step - 1`; a
+    checkpoint of those weights (or later) on disk, which a previous run saved
+    before they could be checked, is moved to `logdir/diverged/` so that a
+    resume starts from the good one.
+    """
     if math.isfinite(loss):
         return
-    last = saver.last_path if saver is not None else checkpoints.latest_checkpoint(logdir)
-    kept = f"the last good checkpoint {last} is intact" if last else "no checkpoint was written"
-    raise TrainingDiverged(f"loss is {loss} at global step {step}: training stopped and {kept}. "
-                           f"Lower --learning_rate (or clip gradients), or check the input data.")
+    aside = []
+    if is_chief:
+        for path in checkpoints.list_checkpoints(logdir):
+            if checkpoints.checkpoint_step(path) >= step - 1:
+                aside.append(checkpoints.set_aside(path, "diverged"))
+    good = checkpoints.latest_checkpoint(logdir)
+    moved = f" ({', '.join(aside)} set aside: its weights give this loss)" if aside else ""
+    raise TrainingDiverged(f"loss is {loss} at global step {step}: training stopped and "
+                           f"{_good_checkpoint_text(good)}{moved}. Lower --learning_rate (or "
+                           f"clip gradients), or check the input data.")
 
 
 def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
@@ -176,7 +297,8 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
           max_to_keep: int | None = 5, keep_checkpoint_every_n_hours: float = 10000.0,
           startup_delay_steps: int = 0, is_chief: bool = True, task: int = 0,
           images_per_step: int | None = None, summary_fn: Callable | None = None,
-          strategy: Any = None, progress_bar: bool | None = None) -> int:
+          strategy: Any = None, progress_bar: bool | None = None,
+          final_fn: Callable[[int], None] | None = None) -> int:
     """Runs `train_step()` until `number_of_steps` (or forever), TF-Slim style.
 
     Args:
@@ -191,7 +313,8 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
       save_summaries_secs: summary period (0 = never, except the last step).
       save_interval_secs: checkpoint period in seconds (0 = only at the end).
       save_interval_steps: also save every this many steps.
-      init_fn: run once when there is no checkpoint to resume (warm start).
+      init_fn: run once when there is no checkpoint to resume (warm start);
+        `init_fn()`, or `init_fn(sess)` with a `SessionPlaceholder` as `sess`.
       max_to_keep, keep_checkpoint_every_n_hours: checkpoint retention.
       startup_delay_steps: a non-chief waits for the chief's checkpoint to
         reach `startup_delay_steps * task` first (asynchronous workers only:
@@ -201,15 +324,40 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
       summary_fn: `fn(step)` writing extra summaries at summary time.
       strategy: the distribution strategy owning the variables.
       progress_bar: force the tqdm bar on or off (default: on a terminal).
+      final_fn: `fn(step)` run once `number_of_steps` is reached, before the
+        final checkpoint (e.g. recomputing batch-norm statistics).
+
+    The chief holds the writer lock of `logdir` (see `slim.train_dir`) and
+    first removes what killed runs left there. A periodic checkpoint is
+    written one step late, once the loss computed on its weights is known to
+    be finite, so no saved checkpoint holds weights that diverged.
 
     Returns:
       The final global step.
 
     Raises:
-      TrainingDiverged: the loss became NaN/Inf (nothing more is saved).
+      TrainingDiverged: the loss became NaN/Inf (nothing more is saved; the
+        message names the last good checkpoint).
+      SlimError: `logdir` is locked by another run, not writable or full.
     """
-    tf.io.gfile.makedirs(logdir)
-    _restore_or_init(logdir, variables_to_save, init_fn)
+    with TrainDirLock(logdir) if is_chief else contextlib.nullcontext():
+        if is_chief:
+            _remove_leftovers(logdir)
+        else:
+            tf.io.gfile.makedirs(logdir)
+        return _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
+                      log_every_n_steps, save_summaries_secs, save_interval_secs,
+                      save_interval_steps, init_fn, max_to_keep, keep_checkpoint_every_n_hours,
+                      startup_delay_steps, is_chief, task, images_per_step, summary_fn,
+                      strategy, progress_bar, final_fn)
+
+
+def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
+           log_every_n_steps, save_summaries_secs, save_interval_secs, save_interval_steps,
+           init_fn, max_to_keep, keep_checkpoint_every_n_hours, startup_delay_steps, is_chief,
+           task, images_per_step, summary_fn, strategy, progress_bar, final_fn) -> int:
+    """The loop of `train`, run with the lock held (chief)."""
+    _restore_or_init(logdir, variables_to_save, init_fn, is_chief)
     step = int(host_values({"s": global_step}, strategy)["s"])
     if number_of_steps is not None and step >= number_of_steps:
         log.info("Global step %d already reached --max_number_of_steps=%d; nothing to do.",
@@ -222,11 +370,15 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
     progress = Progress(step, number_of_steps, log_every_n_steps, images_per_step, progress_bar)
     last_save = last_summary = time.time()
     metrics: dict[str, float] = {}
+    pending: tuple[int, dict] | None = None  # a due checkpoint, written once shown good
     try:
         while number_of_steps is None or step < number_of_steps:
             metrics = {k: float(v) for k, v in train_step().items()}
             step += 1
-            _check_finite(metrics["total_loss"], step, saver, logdir)
+            _check_finite(metrics["total_loss"], step, logdir, is_chief)
+            if pending is not None:
+                saver.save(*pending)
+                pending = None
             progress.update(step, metrics)
             now = time.time()
             if writer is not None and save_summaries_secs and \
@@ -236,15 +388,29 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
             due = (save_interval_secs and now - last_save >= save_interval_secs) or \
                 (save_interval_steps and step % save_interval_steps == 0)
             if saver is not None and due and step != number_of_steps:
-                saver.save(step)
+                pending = (step, saver.snapshot())
                 last_save = time.time()
     finally:
         progress.close()
+    if final_fn is not None:
+        final_fn(step)
     if writer is not None:
         _write_summaries(writer, step, metrics, summary_fn)
     if saver is not None:
         saver.save(step)
     return step
+
+
+def _remove_leftovers(logdir: str) -> None:
+    if "://" in logdir:
+        return
+    try:
+        removed = checkpoints.remove_stale_temporaries(logdir)
+    except OSError as e:
+        raise dir_error(logdir, e, "clean up") from None
+    if removed:
+        log.info("Removed %d leftover(s) of killed runs from %s: %s", len(removed), logdir,
+                 ", ".join(removed))
 
 
 def _wait_for_chief(logdir: str, target: int, is_chief: bool, poll_secs: float = 1.0) -> None:
