@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from slimcli import nets
 from slimcli.errors import SlimError
 
 __all__ = ["BenchmarkConfig", "MODES", "KERAS_EQUIVALENTS", "run_benchmark", "format_result",
@@ -43,34 +44,10 @@ log = logging.getLogger("slimcli.benchmark")
 
 MODES = ("train", "inference", "input", "all")
 
-# Our net -> (keras.applications class, its keyword arguments): the same architecture.
+# Our net -> (keras.applications class, its keyword arguments): the same architecture,
+# from each net's registry entry (`NetSpec.keras_twin`).
 KERAS_EQUIVALENTS: dict[str, tuple[str, dict]] = {
-    "vgg_16": ("VGG16", {}),
-    "vgg_19": ("VGG19", {}),
-    "inception_v3": ("InceptionV3", {}),
-    "inception_resnet_v2": ("InceptionResNetV2", {}),
-    "resnet_v1_50": ("ResNet50", {}),
-    "resnet_v1_101": ("ResNet101", {}),
-    "resnet_v1_152": ("ResNet152", {}),
-    "resnet_v2_50": ("ResNet50V2", {}),
-    "resnet_v2_101": ("ResNet101V2", {}),
-    "resnet_v2_152": ("ResNet152V2", {}),
-    "mobilenet_v1": ("MobileNet", {}),
-    "mobilenet_v1_075": ("MobileNet", {"alpha": 0.75}),
-    "mobilenet_v1_050": ("MobileNet", {"alpha": 0.5}),
-    "mobilenet_v1_025": ("MobileNet", {"alpha": 0.25}),
-    "mobilenet_v2": ("MobileNetV2", {}),
-    "mobilenet_v2_140": ("MobileNetV2", {"alpha": 1.4}),
-    "mobilenet_v2_035": ("MobileNetV2", {"alpha": 0.35}),
-    "mobilenet_v3_small": ("MobileNetV3Small", {}),
-    "mobilenet_v3_large": ("MobileNetV3Large", {}),
-    "mobilenet_v3_small_minimalistic": ("MobileNetV3Small", {"minimalistic": True}),
-    "mobilenet_v3_large_minimalistic": ("MobileNetV3Large", {"minimalistic": True}),
-    "nasnet_mobile": ("NASNetMobile", {}),
-    "nasnet_large": ("NASNetLarge", {}),
-    "lenet": ("Sequential", {}),
-    "cifarnet": ("Sequential", {}),
-}
+    name: spec.keras_twin for name, spec in nets.NETS_REGISTRY.items() if spec.keras_twin}
 # slim-train's default optimizer and its flags' defaults.
 RMSPROP = {"rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 

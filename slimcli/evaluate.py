@@ -115,12 +115,11 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
 
 
 def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size: int,
-                   preprocessing_name: str, strategy: tf.distribute.Strategy,
-                   stats: Any = None):
+                   strategy: tf.distribute.Strategy, stats: Any = None):
     from slimcli.input_pipeline import build_input_pipeline
-    from slimcli.preprocessing import get_preprocessing
-    preprocess = get_preprocessing(preprocessing_name, is_training=False,
-                                   use_grayscale=config.use_grayscale)
+    from slimcli.preprocessing import preprocessing_for_net
+    preprocess = preprocessing_for_net(config.model_name, config.preprocessing_name,
+                                       is_training=False, use_grayscale=config.use_grayscale)
     dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
                                    is_training=False, labels_offset=config.labels_offset,
                                    num_parallel_calls=config.num_preprocessing_threads,
@@ -250,8 +249,7 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
         metric_map = _metric_map(num_classes, config.confusion_matrix)
     from slimcli.input_pipeline import PipelineStats
     stats = PipelineStats() if config.skip_corrupt else None
-    dataset = _build_dataset(config, split, image_size,
-                             config.preprocessing_name or spec.preprocessing, strategy, stats)
+    dataset = _build_dataset(config, split, image_size, strategy, stats)
     step = make_eval_step(net, metric_map, num_classes, strategy)
     restore = make_restore_fn(net, config)
     num_batches = config.max_num_batches or math.ceil(split.num_samples / config.batch_size)

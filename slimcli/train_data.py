@@ -93,9 +93,9 @@ def _dataset(config: Any, spec: Any) -> TrainData:
     if num_classes < 1:
         raise SlimError(f"--labels_offset={config.labels_offset} leaves no classes of "
                         f"{config.dataset_name} ({split.num_classes}); use a smaller offset.")
-    preprocess_fn = preprocessing.get_preprocessing(config.preprocessing_name or config.model_name,
-                                                    is_training=True,
-                                                    use_grayscale=config.use_grayscale)
+    preprocess_fn = preprocessing.preprocessing_for_net(
+        config.model_name, config.preprocessing_name, is_training=True,
+        use_grayscale=config.use_grayscale)
     size = config.train_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
 

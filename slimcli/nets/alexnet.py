@@ -75,7 +75,7 @@ def alexnet_v2_arg_scope(weight_decay: float = 0.0005) -> dict:
 NETS = (
     NetSpec(name="alexnet_v2", fn=alexnet_v2, arg_scope=alexnet_v2_arg_scope,
             default_image_size=224, preprocessing="vgg", predictions_op=None,
-            logits_scopes=("alexnet_v2/fc8",),
+            logits_scopes=("alexnet_v2/fc8",), preprocessing_in_original=False,
             preprocessing_note="the original preprocessing map has no alexnet_v2 entry; "
                                "slimcli uses vgg preprocessing (mean subtraction, 224 crop)"),
 )

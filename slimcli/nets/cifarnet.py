@@ -82,5 +82,6 @@ def cifarnet_arg_scope(weight_decay: float = 0.004) -> dict:
 NETS = (
     NetSpec(name="cifarnet", fn=cifarnet, arg_scope=cifarnet_arg_scope, default_image_size=32,
             preprocessing="cifarnet", predictions_op="CifarNet/Predictions/Reshape_1",
-            logits_scopes=("CifarNet/logits",), zoo_num_classes=10),
+            logits_scopes=("CifarNet/logits",), zoo_num_classes=10,
+            keras_twin=("Sequential", {})),  # built layer by layer in slimcli.benchmark
 )

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from slimcli import slim
 from slimcli.errors import SlimError
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # The end points of inception_resnet_v2_base, in order.
 BASE_END_POINTS = (
@@ -378,5 +378,8 @@ NETS = (
     NetSpec(name="inception_resnet_v2", fn=inception_resnet_v2,
             arg_scope=inception_resnet_v2_arg_scope, default_image_size=299,
             preprocessing="inception", predictions_op="InceptionResnetV2/Logits/Predictions",
-            logits_scopes=("InceptionResnetV2/Logits", "InceptionResnetV2/AuxLogits")),
+            logits_scopes=("InceptionResnetV2/Logits", "InceptionResnetV2/AuxLogits"),
+            zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_resnet_v2_2016_08_30.tar.gz",
+                              "inception_resnet_v2_2016_08_30.ckpt", 80.4),
+            keras_twin=("InceptionResNetV2", {})),
 )

@@ -13,7 +13,7 @@ import tensorflow as tf
 from slimcli import slim
 from slimcli.nets import inception_utils
 from slimcli.nets.inception_utils import concat_branches, run_blocks, trunc_normal
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # Channels of each Inception module: Branch_0 1x1; Branch_1 1x1 -> 3x3;
 # Branch_2 1x1 -> 3x3; Branch_3 3x3 max pool -> 1x1.
@@ -144,5 +144,7 @@ NETS = (
     NetSpec(name="inception_v1", fn=inception_v1, arg_scope=inception_v1_arg_scope,
             default_image_size=224, preprocessing="inception",
             predictions_op="InceptionV1/Logits/Predictions/Reshape_1",
-            logits_scopes=("InceptionV1/Logits",)),
+            logits_scopes=("InceptionV1/Logits",),
+            zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v1_2016_08_28.tar.gz",
+                              "inception_v1.ckpt", 69.8)),
 )

@@ -16,7 +16,7 @@ from slimcli.errors import SlimError
 from slimcli.nets import inception_utils
 from slimcli.nets.inception_utils import (concat_branches, reduced_kernel_size_for_small_input,
                                           run_blocks, trunc_normal)
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # Inception modules: Branch_0 1x1; Branch_1 1x1 -> 3x3; Branch_2 1x1 -> 3x3 -> 3x3
 # (both 3x3 of the same depth); Branch_3 3x3 pool ('avg' or 'max') -> 1x1.
@@ -202,5 +202,7 @@ NETS = (
     NetSpec(name="inception_v2", fn=inception_v2, arg_scope=inception_v2_arg_scope,
             default_image_size=224, preprocessing="inception",
             predictions_op="InceptionV2/Predictions/Reshape_1",
-            logits_scopes=("InceptionV2/Logits",)),
+            logits_scopes=("InceptionV2/Logits",),
+            zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v2_2016_08_28.tar.gz",
+                              "inception_v2.ckpt", 73.9)),
 )

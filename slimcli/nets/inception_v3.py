@@ -17,7 +17,7 @@ from slimcli import slim
 from slimcli.nets import inception_utils
 from slimcli.nets.inception_utils import (concat_branches, reduced_kernel_size_for_small_input,
                                           run_blocks, trunc_normal)
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # 35 x 35 modules: (Branch_1 conv names, Branch_3 depth). Mixed_5c's names are the original's.
 MODULES_35 = {
@@ -261,5 +261,8 @@ NETS = (
     NetSpec(name="inception_v3", fn=inception_v3, arg_scope=inception_v3_arg_scope,
             default_image_size=299, preprocessing="inception",
             predictions_op="InceptionV3/Predictions/Reshape_1",
-            logits_scopes=("InceptionV3/Logits", "InceptionV3/AuxLogits")),
+            logits_scopes=("InceptionV3/Logits", "InceptionV3/AuxLogits"),
+            zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v3_2016_08_28.tar.gz",
+                              "inception_v3.ckpt", 78.0),
+            keras_twin=("InceptionV3", {})),
 )

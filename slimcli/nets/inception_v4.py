@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from slimcli import slim
 from slimcli.errors import SlimError
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # The end points of inception_v4_base, in order.
 BASE_END_POINTS = (
@@ -390,5 +390,7 @@ NETS = (
     NetSpec(name="inception_v4", fn=inception_v4, arg_scope=inception_v4_arg_scope,
             default_image_size=299, preprocessing="inception",
             predictions_op="InceptionV4/Logits/Predictions",
-            logits_scopes=("InceptionV4/Logits", "InceptionV4/AuxLogits")),
+            logits_scopes=("InceptionV4/Logits", "InceptionV4/AuxLogits"),
+            zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v4_2016_09_09.tar.gz",
+                              "inception_v4.ckpt", 80.2)),
 )

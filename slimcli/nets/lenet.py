@@ -60,5 +60,6 @@ def lenet_arg_scope(weight_decay: float = 0.0) -> dict:
 NETS = (
     NetSpec(name="lenet", fn=lenet, arg_scope=lenet_arg_scope, default_image_size=28,
             preprocessing="lenet", predictions_op="Predictions/Reshape_1",
-            logits_scopes=("LeNet/fc4",), zoo_num_classes=10),
+            logits_scopes=("LeNet/fc4",), zoo_num_classes=10,
+            keras_twin=("Sequential", {})),  # built layer by layer in slimcli.benchmark
 )

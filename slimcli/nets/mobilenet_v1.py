@@ -18,7 +18,7 @@ import tensorflow as tf
 from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.nets.mobilenet.conv_blocks import fixed_padding
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 Conv = collections.namedtuple("Conv", ["kernel", "stride", "depth"])
 DepthSepConv = collections.namedtuple("DepthSepConv", ["kernel", "stride", "depth"])
@@ -239,20 +239,27 @@ def mobilenet_v1_arg_scope(is_training: bool | None = True, weight_decay: float 
         return sc
 
 
-def _spec(name: str, depth_multiplier: float) -> NetSpec:
-    note = ("" if depth_multiplier == 1.0 else
+def _spec(name: str, depth_multiplier: float, zoo: str = "", top1: float = 0.0) -> NetSpec:
+    """One width; `zoo` names the published archive (`1.0_224`) with its `top1`."""
+    in_original = depth_multiplier == 1.0
+    note = ("" if in_original else
             "the original preprocessing map has no entry for this net; slimcli uses "
             "inception preprocessing, as for mobilenet_v1")
+    checkpoint = ZooCheckpoint(
+        f"{TF_MODELS_URL}mobilenet_v1_2018_02_22/mobilenet_v1_{zoo}.tgz",
+        f"mobilenet_v1_{zoo}.ckpt", top1) if zoo else None
     return NetSpec(name=name, fn=mobilenet_v1, arg_scope=mobilenet_v1_arg_scope,
                    default_image_size=224, preprocessing="inception",
                    predictions_op="MobilenetV1/Predictions/Reshape_1",
                    logits_scopes=("MobilenetV1/Logits",),
-                   fn_kwargs={"depth_multiplier": depth_multiplier}, preprocessing_note=note)
+                   fn_kwargs={"depth_multiplier": depth_multiplier}, preprocessing_note=note,
+                   preprocessing_in_original=in_original, zoo=checkpoint,
+                   keras_twin=("MobileNet", {} if in_original else {"alpha": depth_multiplier}))
 
 
 NETS = (
-    _spec("mobilenet_v1", 1.0),
+    _spec("mobilenet_v1", 1.0, "1.0_224", 70.9),
     _spec("mobilenet_v1_075", 0.75),
-    _spec("mobilenet_v1_050", 0.50),
-    _spec("mobilenet_v1_025", 0.25),
+    _spec("mobilenet_v1_050", 0.50, "0.5_160", 59.1),
+    _spec("mobilenet_v1_025", 0.25, "0.25_128", 41.5),
 )

@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import pkgutil
 import re
+import sys
 from typing import Any
 
 import tensorflow as tf
@@ -17,31 +20,31 @@ from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
 
-# The family modules, each exporting NETS (a tuple of NetSpec).
-FAMILY_MODULES = (
-    "lenet",
-    "cifarnet",
-    "alexnet",
-    "overfeat",
-    "vgg",
-    "inception_v1",
-    "inception_v2",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "resnet_v1",
-    "resnet_v2",
-    "mobilenet_v1",
-    "mobilenet.mobilenet_v2",
-    "mobilenet.mobilenet_v3",
-    "nasnet.nasnet",
-    "nasnet.pnasnet",
-)
+_PACKAGE = __name__.rpartition(".")[0]  # slimcli.nets
 
-for _module in FAMILY_MODULES:
-    register_all(importlib.import_module(f"slimcli.nets.{_module}").NETS)
 
-networks_map = NETS_REGISTRY  # the original's name for the table
+def register_family_modules() -> list[str]:
+    """Imports every module of the `slimcli.nets` package and registers its `NETS`.
+
+    The modules are found on the package's `__path__` (subpackages such as
+    `mobilenet/` included), so a new family module needs no list to be
+    edited. Runs when `slimcli.nets` is imported; calling it again registers
+    only modules added since (their nets must have new names).
+
+    Returns:
+      The names of the modules that define nets, in import order.
+    """
+    package = sys.modules[_PACKAGE]
+    families = []
+    for info in pkgutil.walk_packages(package.__path__, f"{_PACKAGE}."):
+        specs = getattr(importlib.import_module(info.name), "NETS", None)
+        if specs is not None:
+            register_all(specs)
+            families.append(info.name)
+    return families
+
+
+register_family_modules()
 
 
 def list_nets(pattern: str = "*") -> list[str]:
@@ -63,12 +66,17 @@ class NetworkFn(slim.Model):
     """
 
     def __init__(self, spec: NetSpec, num_classes: int | None, weight_decay: float = 0.0,
-                 is_training: bool = False, **net_kwargs: Any):
+                 is_training: bool = False, batch_norm_decay: float | None = None,
+                 **net_kwargs: Any):
         super().__init__(spec.fn, name=spec.name, num_classes=num_classes,
                          is_training=is_training, **{**spec.fn_kwargs, **net_kwargs})
+        if batch_norm_decay is not None and default_batch_norm_decay(spec) is None:
+            raise SlimError(f"{spec.name}'s arg scope has no batch-norm decay to set; leave "
+                            f"--batch_norm_decay unset for it.")
         self.spec = spec
         self.num_classes = num_classes
         self.weight_decay = weight_decay
+        self.batch_norm_decay = batch_norm_decay  # None: the arg scope's own
         self.default_image_size = spec.default_image_size
         self._channels: int | None = None
 
@@ -91,7 +99,9 @@ class NetworkFn(slim.Model):
 
     def __call__(self, images: Any, **kwargs: Any):
         images = self._check_images(images)
-        scope = self.spec.arg_scope(weight_decay=self.weight_decay, **self.spec.arg_scope_kwargs)
+        extra = {} if self.batch_norm_decay is None else {"batch_norm_decay": self.batch_norm_decay}
+        scope = self.spec.arg_scope(weight_decay=self.weight_decay,
+                                    **{**self.spec.arg_scope_kwargs, **extra})
         with slim.arg_scope(scope):
             try:
                 result = super().__call__(images, **kwargs)
@@ -112,8 +122,18 @@ class NetworkFn(slim.Model):
                 f"--eval_image_size or --image_size).")
 
 
+def default_batch_norm_decay(spec: NetSpec) -> float | None:
+    """The batch-norm decay `spec`'s arg scope uses; None when it takes no `batch_norm_decay`."""
+    param = inspect.signature(spec.arg_scope).parameters.get("batch_norm_decay")
+    if param is None:
+        return None
+    own = None if param.default is param.empty else param.default
+    return spec.arg_scope_kwargs.get("batch_norm_decay", own)
+
+
 def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0,
-                   is_training: bool = False, **net_kwargs: Any) -> NetworkFn:
+                   is_training: bool = False, batch_norm_decay: float | None = None,
+                   **net_kwargs: Any) -> NetworkFn:
     """Returns the net `name` as a callable `(images, **kw) -> (logits, end_points)`.
 
     Args:
@@ -121,6 +141,8 @@ def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0
       num_classes: logits size; 0 or None gives the pre-logits features.
       weight_decay: L2 weight decay applied through the net's arg scope.
       is_training: the default mode of calls (batch norm, dropout).
+      batch_norm_decay: the moving-statistics decay through the arg scope
+        (None: the net's own; an error for nets whose scope has none).
       **net_kwargs: extra keyword arguments of the net function
         (`dropout_keep_prob`, `global_pool`, `depth_multiplier`, ...).
 
@@ -128,4 +150,5 @@ def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0
       SlimError: unknown name (lists the known names and the closest match).
     """
     spec = get_net_spec(name)
-    return NetworkFn(spec, num_classes, weight_decay, is_training, **net_kwargs)
+    return NetworkFn(spec, num_classes, weight_decay, is_training, batch_norm_decay,
+                     **net_kwargs)

@@ -75,6 +75,7 @@ def overfeat_arg_scope(weight_decay: float = 0.0005) -> dict:
 NETS = (
     NetSpec(name="overfeat", fn=overfeat, arg_scope=overfeat_arg_scope, default_image_size=231,
             preprocessing="vgg", predictions_op=None, logits_scopes=("overfeat/fc8",),
+            preprocessing_in_original=False,
             preprocessing_note="the original preprocessing map has no overfeat entry; "
                                "slimcli uses vgg preprocessing (mean subtraction; crop to 231)"),
 )

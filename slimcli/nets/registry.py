@@ -1,9 +1,13 @@
 """The nets registry: one entry carries everything about a net.
 
 Family modules (`lenet.py`, `vgg.py`, ...) each export `NETS`, a tuple of
-`NetSpec`; `nets_factory` gathers them into `NETS_REGISTRY`. No hand-synced
-side tables: the arg scope, default image size, preprocessing, prediction op
-name and fine-tuning scopes all live on the entry.
+`NetSpec`; `nets_factory` finds every module of the `slimcli.nets` package and
+registers its `NETS` into `NETS_REGISTRY`, so adding a net means editing its
+family module alone. No hand-synced side tables: the arg scope, default image
+size, preprocessing, prediction op name, fine-tuning scopes, model-zoo
+checkpoint and Keras twin all live on the entry; the preprocessing table
+(`slimcli.preprocessing`), the zoo table (`slimcli.datasets.checkpoints`) and
+the benchmark's Keras table are derived from it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,37 @@ import dataclasses
 from typing import Any, Callable
 
 from slimcli.registry import Registry
+
+# Where the zoo archives live (the original README's links).
+TF_MODELS_URL = "http://download.tensorflow.org/models/"
+GCS_MODELS_URL = "https://storage.googleapis.com/download.tensorflow.org/models/"
+# The zoo note of the Caffe-converted 1000-class checkpoints (VGG, ResNet V1).
+LABELS_OFFSET_NOTE = ("Caffe-converted, 1000 classes: evaluate on ImageNet with "
+                      "--labels_offset=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooCheckpoint:
+    """A net's published checkpoint (the original README's model-zoo table).
+
+    Attributes:
+      url: the archive's upstream URL.
+      checkpoint: the checkpoint prefix inside the archive.
+      top1: the README's ImageNet top-1 accuracy.
+      notes: extra flags the README says the checkpoint needs.
+      subdir: unpack into `<checkpoint_dir>/<subdir>` (archives whose
+        checkpoint is the generic `model.ckpt`, which would collide).
+      model_name: the net it belongs to; set by its `NetSpec`.
+      exclude_scopes: `--checkpoint_exclude_scopes` for fine-tuning on a new
+        label set; set by its `NetSpec` from the net's `logits_scopes`.
+    """
+    url: str
+    checkpoint: str
+    top1: float
+    notes: str = ""
+    subdir: str = ""
+    model_name: str = dataclasses.field(default="", init=False)
+    exclude_scopes: str = dataclasses.field(default="", init=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +69,13 @@ class NetSpec:
         ResNet-v1: use `--labels_offset=1` on 1001-class ImageNet data).
       predictions_key: the end-point key of the softmax (`Predictions` or `predictions`).
       preprocessing_note: why the preprocessing was chosen when the original had none.
+      preprocessing_in_original: False where the original preprocessing map had
+        no entry for the net and `preprocessing` is slimcli's choice.
+      zoo: the published checkpoint, if any; its `model_name` and
+        `exclude_scopes` are filled in from this entry.
+      keras_twin: the `keras.applications` class of the same architecture and
+        its keyword arguments (`("MobileNet", {"alpha": 0.5})`), if any;
+        `("Sequential", {})` for the small nets the benchmark builds itself.
     """
     name: str
     fn: Callable
@@ -47,6 +89,16 @@ class NetSpec:
     zoo_num_classes: int = 1001
     predictions_key: str = "Predictions"
     preprocessing_note: str = ""
+    preprocessing_in_original: bool = True
+    zoo: ZooCheckpoint | None = None
+    keras_twin: tuple[str, dict] | None = None
+
+    def __post_init__(self):
+        if self.zoo is not None:
+            zoo = dataclasses.replace(self.zoo)
+            object.__setattr__(zoo, "model_name", self.name)
+            object.__setattr__(zoo, "exclude_scopes", self.checkpoint_exclude_scopes)
+            object.__setattr__(self, "zoo", zoo)
 
     @property
     def checkpoint_exclude_scopes(self) -> str:
@@ -58,5 +110,12 @@ NETS_REGISTRY: Registry[NetSpec] = Registry("net", "--model_name")
 
 
 def register_all(specs: Any) -> None:
+    """Registers every `NetSpec` of `specs` (a family module's `NETS`).
+
+    A spec already registered (the same object) is skipped, so registering a
+    module twice is harmless; another net of the same name is an error.
+    """
     for spec in specs:
+        if spec.name in NETS_REGISTRY and NETS_REGISTRY.get(spec.name) is spec:
+            continue
         NETS_REGISTRY.register(spec.name, spec)

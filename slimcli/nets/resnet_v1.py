@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from slimcli import slim
 from slimcli.nets import resnet_utils
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import LABELS_OFFSET_NOTE, TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 
@@ -181,13 +181,22 @@ for _fn in (resnet_v1_50, resnet_v1_101, resnet_v1_152, resnet_v1_200):
     _fn.default_image_size = 224
 
 
+# The model zoo's top-1 per depth (no ResNet V1 200 checkpoint was published);
+# keras.applications has the same depths (ResNet50, ...).
+ZOO_TOP1 = {50: 75.2, 101: 76.4, 152: 76.8}
+
+
 def _spec(depth: int) -> NetSpec:
     name = f"resnet_v1_{depth}"
+    published = depth in ZOO_TOP1
+    zoo = ZooCheckpoint(f"{TF_MODELS_URL}{name}_2016_08_28.tar.gz", f"{name}.ckpt",
+                        ZOO_TOP1[depth], LABELS_OFFSET_NOTE) if published else None
     return NetSpec(name=name, fn=resnet_v1_depth, arg_scope=resnet_arg_scope,
                    default_image_size=224, preprocessing="vgg",
                    predictions_op=f"{name}/predictions/Reshape_1",
                    logits_scopes=(f"{name}/logits",), fn_kwargs={"depth": depth},
-                   zoo_num_classes=1000, predictions_key="predictions")
+                   zoo_num_classes=1000, predictions_key="predictions", zoo=zoo,
+                   keras_twin=(f"ResNet{depth}", {}) if published else None)
 
 
 NETS = tuple(_spec(depth) for depth in RESNET_V1_UNITS)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from slimcli import slim
 from slimcli.nets import resnet_utils
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 
@@ -174,14 +174,24 @@ _ZOO_NOTE = ("vgg as in the original factory map; the zoo's ResNet V2 checkpoint
              "--preprocessing_name=inception --eval_image_size=299")
 
 
+# The model zoo's top-1 per depth (ResNet V2 200 is "TBA" in the README);
+# keras.applications has the same depths (ResNet50V2, ...).
+ZOO_TOP1 = {50: 75.6, 101: 77.0, 152: 77.8}
+
+
 def _spec(depth: int) -> NetSpec:
     name = f"resnet_v2_{depth}"
+    published = depth in ZOO_TOP1
+    zoo = ZooCheckpoint(f"{TF_MODELS_URL}{name}_2017_04_14.tar.gz", f"{name}.ckpt",
+                        ZOO_TOP1[depth], "use --preprocessing_name=inception "
+                        "--eval_image_size=299") if published else None
     return NetSpec(name=name, fn=resnet_v2_depth, arg_scope=resnet_arg_scope,
                    default_image_size=224, preprocessing="vgg",
                    predictions_op=f"{name}/predictions/Reshape_1",
                    logits_scopes=(f"{name}/logits",), fn_kwargs={"depth": depth},
                    zoo_num_classes=1001, predictions_key="predictions",
-                   preprocessing_note=_ZOO_NOTE)
+                   preprocessing_note=_ZOO_NOTE, zoo=zoo,
+                   keras_twin=(f"ResNet{depth}V2", {}) if published else None)
 
 
 NETS = tuple(_spec(depth) for depth in RESNET_V2_UNITS)

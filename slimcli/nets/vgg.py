@@ -16,7 +16,7 @@ import tensorflow as tf
 from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.nets.fc_conv_head import end_points_collection_name, fc_conv_head
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import LABELS_OFFSET_NOTE, TF_MODELS_URL, NetSpec, ZooCheckpoint
 
 # Convs per stage; the stages have 64, 128, 256, 512, 512 channels.
 VGG_REPEATS = {
@@ -103,9 +103,18 @@ def vgg_arg_scope(weight_decay: float = 0.0005) -> dict:
             return sc
 
 
-NETS = tuple(
-    NetSpec(name=name, fn=vgg, arg_scope=vgg_arg_scope, default_image_size=224,
-            preprocessing="vgg", predictions_op=None, logits_scopes=(f"{name}/fc8",),
-            fn_kwargs={"scope": name, "repeats": repeats}, zoo_num_classes=1000)
-    for name, repeats in VGG_REPEATS.items()
-)
+# The model zoo's top-1 (VGG A was not published) and the keras.applications twins.
+ZOO_TOP1 = {"vgg_16": 71.5, "vgg_19": 71.1}
+KERAS_TWINS = {"vgg_16": "VGG16", "vgg_19": "VGG19"}
+
+
+def _spec(name: str, repeats: tuple[int, ...]) -> NetSpec:
+    zoo = ZooCheckpoint(f"{TF_MODELS_URL}{name}_2016_08_28.tar.gz", f"{name}.ckpt",
+                        ZOO_TOP1[name], LABELS_OFFSET_NOTE) if name in ZOO_TOP1 else None
+    return NetSpec(name=name, fn=vgg, arg_scope=vgg_arg_scope, default_image_size=224,
+                   preprocessing="vgg", predictions_op=None, logits_scopes=(f"{name}/fc8",),
+                   fn_kwargs={"scope": name, "repeats": repeats}, zoo_num_classes=1000, zoo=zoo,
+                   keras_twin=(KERAS_TWINS[name], {}) if name in KERAS_TWINS else None)
+
+
+NETS = tuple(_spec(name, repeats) for name, repeats in VGG_REPEATS.items())

@@ -14,6 +14,7 @@ from slimcli.preprocessing.factory import (
     Preprocessing,
     PreprocessingEntry,
     get_preprocessing,
+    preprocessing_for_net,
     preprocessing_name_for_model,
     resolve_preprocessing_name,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Preprocessing",
     "PreprocessingEntry",
     "get_preprocessing",
+    "preprocessing_for_net",
     "preprocessing_name_for_model",
     "resolve_preprocessing_name",
 ]

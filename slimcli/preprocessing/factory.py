@@ -1,15 +1,18 @@
 """The preprocessing registry and the model → preprocessing table.
 
 `get_preprocessing(name)` accepts one of the four preprocessing names
-(`inception`, `vgg`, `cifarnet`, `lenet`) or a model name of the original
-`nets_factory` (`inception_v3` → inception, `resnet_v1_50` → vgg, ...).
-`PREPROCESSING_FOR_MODEL` is that table as data; the net registry checks its
-own `preprocessing_name` entries against it.
+(`inception`, `vgg`, `cifarnet`, `lenet`) or a net name (`inception_v3` →
+inception, `resnet_v1_50` → vgg, ...): a net's preprocessing is its registry
+entry's (`NetSpec.preprocessing`). `PREPROCESSING_FOR_MODEL` is that table as
+data, derived from the net registry. `preprocessing_for_net` is how training
+and evaluation pick a run's preprocessing.
 
 The original table lacked six of its own nets (asking for them raised). For
 those slimcli picks what their checkpoints were trained with, and says so in
-`DEFAULTS_NOT_IN_ORIGINAL`: MobileNet v1 at 0.75/0.5/0.25 width → inception
-(as MobileNet v1 1.0), nasnet_cifar → cifarnet, alexnet_v2/overfeat → vgg.
+`DEFAULTS_NOT_IN_ORIGINAL` (the nets whose entry has
+`preprocessing_in_original=False`): MobileNet v1 at 0.75/0.5/0.25 width →
+inception (as MobileNet v1 1.0), nasnet_cifar → cifarnet, alexnet_v2/overfeat
+→ vgg.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import dataclasses
 import functools
 import logging
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import tensorflow as tf
 
+from slimcli import nets
+from slimcli.errors import SlimError
 from slimcli.preprocessing import cifarnet, inception, lenet, vgg
 from slimcli.registry import Registry
 
@@ -54,41 +59,25 @@ for _entry in (
     PREPROCESSING.register(_entry.name, _entry)
 
 
-def _table(names: str, preprocessing_name: str) -> dict[str, str]:
-    return {name: preprocessing_name for name in names.split()}
-
-
-# Every image classifier of the original nets_factory → its preprocessing.
+# Every net of the registry → the preprocessing its checkpoints expect.
 PREPROCESSING_FOR_MODEL: dict[str, str] = {
-    **_table("alexnet_v2 overfeat vgg_a vgg_16 vgg_19"
-             " resnet_v1_50 resnet_v1_101 resnet_v1_152 resnet_v1_200"
-             " resnet_v2_50 resnet_v2_101 resnet_v2_152 resnet_v2_200", "vgg"),
-    **_table("inception_v1 inception_v2 inception_v3 inception_v4 inception_resnet_v2"
-             " mobilenet_v1 mobilenet_v1_075 mobilenet_v1_050 mobilenet_v1_025"
-             " mobilenet_v2 mobilenet_v2_140 mobilenet_v2_035"
-             " mobilenet_v3_small mobilenet_v3_large"
-             " mobilenet_v3_small_minimalistic mobilenet_v3_large_minimalistic"
-             " mobilenet_edgetpu mobilenet_edgetpu_075"
-             " nasnet_mobile nasnet_large pnasnet_mobile pnasnet_large", "inception"),
-    **_table("cifarnet nasnet_cifar", "cifarnet"),
-    "lenet": "lenet",
-}
+    name: spec.preprocessing for name, spec in nets.NETS_REGISTRY.items()}
 
-# Models the original map lacked (it raised ValueError for them).
+# Nets the original map lacked (it raised ValueError for them).
 DEFAULTS_NOT_IN_ORIGINAL: frozenset[str] = frozenset(
-    "alexnet_v2 overfeat mobilenet_v1_075 mobilenet_v1_050 mobilenet_v1_025 nasnet_cifar".split())
+    name for name, spec in nets.NETS_REGISTRY.items() if not spec.preprocessing_in_original)
 
-# Every name get_preprocessing accepts, for lookups with helpful errors.
-_ACCEPTED: Registry[str] = Registry("preprocessing or model", "--preprocessing_name")
-for _name in PREPROCESSING.names():
-    _ACCEPTED.register(_name, _name)
-for _name, _target in PREPROCESSING_FOR_MODEL.items():
-    if _name not in _ACCEPTED:
-        _ACCEPTED.register(_name, _target)
+
+def _unknown(kind: str, flag: str, names: Iterable[str], name: str) -> SlimError:
+    """The registry error for `name`, listing `names` and the closest one."""
+    known: Registry[str] = Registry(kind, flag)
+    for known_name in names:
+        known.register(known_name, known_name)
+    return SlimError(known.unknown_message(name))
 
 
 def preprocessing_name_for_model(model_name: str) -> str:
-    """The preprocessing a model's checkpoints expect.
+    """The preprocessing a model's checkpoints expect (its `NetSpec.preprocessing`).
 
     Args:
       model_name: a net name such as `inception_v3` or `resnet_v1_50`.
@@ -99,12 +88,9 @@ def preprocessing_name_for_model(model_name: str) -> str:
     Raises:
       SlimError: unknown model; the message lists the known ones.
     """
-    if model_name not in PREPROCESSING_FOR_MODEL:
-        models = Registry("model", "--model_name")
-        for name in PREPROCESSING_FOR_MODEL:
-            models.register(name, name)
-        models.get(model_name)  # Raises with the known names and closest match.
-    return PREPROCESSING_FOR_MODEL[model_name]
+    if model_name not in nets.NETS_REGISTRY:
+        raise _unknown("model", "--model_name", nets.list_nets(), model_name)
+    return nets.get_net_spec(model_name).preprocessing
 
 
 def resolve_preprocessing_name(name: str) -> str:
@@ -114,11 +100,16 @@ def resolve_preprocessing_name(name: str) -> str:
       SlimError: unknown name; the message lists the accepted names and the
         closest match.
     """
-    resolved = _ACCEPTED.get(name)
-    if name in DEFAULTS_NOT_IN_ORIGINAL:
+    if name in PREPROCESSING:
+        return name
+    if name not in nets.NETS_REGISTRY:
+        raise _unknown("preprocessing or model", "--preprocessing_name",
+                       {*PREPROCESSING.names(), *nets.list_nets()}, name)
+    spec = nets.get_net_spec(name)
+    if not spec.preprocessing_in_original:
         logging.info("preprocessing for %r: %r (slimcli's default; the original "
-                     "TF-Slim map had no entry for it)", name, resolved)
-    return resolved
+                     "TF-Slim map had no entry for it)", name, spec.preprocessing)
+    return spec.preprocessing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,3 +161,20 @@ def get_preprocessing(name: str, is_training: bool = False,
         closest match.
     """
     return Preprocessing(resolve_preprocessing_name(name), bool(is_training), bool(use_grayscale))
+
+
+def preprocessing_for_net(model_name: str, preprocessing_name: str | None = None,
+                          is_training: bool = False, use_grayscale: bool = False) -> Preprocessing:
+    """The preprocessing of a run of `model_name`: the one way training and evaluation pick it.
+
+    Args:
+      model_name: the run's net (`--model_name`).
+      preprocessing_name: `--preprocessing_name`, a preprocessing or net name;
+        None or empty: the net's own (`NetSpec.preprocessing`).
+      is_training: training distortions or the evaluation preprocessing.
+      use_grayscale: output one channel.
+
+    Raises:
+      SlimError: an unknown name; the message lists the accepted names.
+    """
+    return get_preprocessing(preprocessing_name or model_name, is_training, use_grayscale)

@@ -16,7 +16,7 @@ from slimcli import slim
 from slimcli.nets.mobilenet import mobilenet as lib
 from slimcli.nets.mobilenet.conv_blocks import expand_input_by_factor, expanded_conv
 from slimcli.nets.mobilenet.mobilenet import op
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import NetSpec, ZooCheckpoint
 
 
 def _block(stride: int, num_outputs: int) -> lib.Op:
@@ -107,14 +107,22 @@ def training_scope(weight_decay: float = 0.00004, **kwargs: Any) -> dict:
     return lib.training_scope(weight_decay=weight_decay, **kwargs)
 
 
-def _spec(name: str, **fn_kwargs: Any) -> NetSpec:
+ZOO_URL = "https://storage.googleapis.com/mobilenet_v2/checkpoints/"
+
+
+def _spec(name: str, zoo: str = "", top1: float = 0.0, **fn_kwargs: Any) -> NetSpec:
+    """One variant; `zoo` names the published archive (`1.0_224`) with its `top1`."""
+    checkpoint = ZooCheckpoint(f"{ZOO_URL}mobilenet_v2_{zoo}.tgz", f"mobilenet_v2_{zoo}.ckpt",
+                               top1) if zoo else None
+    width = fn_kwargs.get("depth_multiplier")
     return NetSpec(name=name, fn=mobilenet, arg_scope=training_scope, default_image_size=224,
                    preprocessing="inception", predictions_op="MobilenetV2/Predictions/Reshape_1",
-                   logits_scopes=("MobilenetV2/Logits",), fn_kwargs=fn_kwargs)
+                   logits_scopes=("MobilenetV2/Logits",), fn_kwargs=fn_kwargs, zoo=checkpoint,
+                   keras_twin=("MobileNetV2", {"alpha": width} if width else {}))
 
 
 NETS = (
-    _spec("mobilenet_v2"),
-    _spec("mobilenet_v2_140", depth_multiplier=1.4),
+    _spec("mobilenet_v2", "1.0_224", 71.9),
+    _spec("mobilenet_v2_140", "1.4_224", 74.9, depth_multiplier=1.4),
     _spec("mobilenet_v2_035", depth_multiplier=0.35, finegrain_classification_mode=True),
 )

@@ -158,17 +158,22 @@ def training_scope(weight_decay: float = 0.00004, **kwargs: Any) -> dict:
     return lib.training_scope(weight_decay=weight_decay, **kwargs)
 
 
-def _spec(name: str, scope: str, **fn_kwargs: Any) -> NetSpec:
+def _spec(name: str, scope: str, keras_twin: tuple[str, dict] | None = None,
+          **fn_kwargs: Any) -> NetSpec:
     return NetSpec(name=name, fn=mobilenet, arg_scope=training_scope, default_image_size=224,
                    preprocessing="inception", predictions_op=f"{scope}/Predictions/Reshape_1",
-                   logits_scopes=(f"{scope}/Logits",), fn_kwargs={"scope": scope, **fn_kwargs})
+                   logits_scopes=(f"{scope}/Logits",), fn_kwargs={"scope": scope, **fn_kwargs},
+                   keras_twin=keras_twin)
 
 
+_MINIMAL = {"minimalistic": True}
 NETS = (
-    _spec("mobilenet_v3_small", "MobilenetV3", conv_defs=V3_SMALL),
-    _spec("mobilenet_v3_large", "MobilenetV3", conv_defs=V3_LARGE),
-    _spec("mobilenet_v3_small_minimalistic", "MobilenetV3", conv_defs=V3_SMALL_MINIMALISTIC),
-    _spec("mobilenet_v3_large_minimalistic", "MobilenetV3", conv_defs=V3_LARGE_MINIMALISTIC),
+    _spec("mobilenet_v3_small", "MobilenetV3", ("MobileNetV3Small", {}), conv_defs=V3_SMALL),
+    _spec("mobilenet_v3_large", "MobilenetV3", ("MobileNetV3Large", {}), conv_defs=V3_LARGE),
+    _spec("mobilenet_v3_small_minimalistic", "MobilenetV3", ("MobileNetV3Small", _MINIMAL),
+          conv_defs=V3_SMALL_MINIMALISTIC),
+    _spec("mobilenet_v3_large_minimalistic", "MobilenetV3", ("MobileNetV3Large", _MINIMAL),
+          conv_defs=V3_LARGE_MINIMALISTIC),
     _spec("mobilenet_edgetpu", "MobilenetEdgeTPU", conv_defs=V3_EDGETPU),
     _spec("mobilenet_edgetpu_075", "MobilenetEdgeTPU", conv_defs=V3_EDGETPU,
           depth_multiplier=0.75, finegrain_classification_mode=True),

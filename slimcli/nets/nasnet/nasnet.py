@@ -18,7 +18,7 @@ from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.nets.nasnet import nasnet_utils
 from slimcli.nets.nasnet.nasnet_utils import Cell
-from slimcli.nets.registry import NetSpec
+from slimcli.nets.registry import GCS_MODELS_URL, NetSpec, ZooCheckpoint
 
 STEM_TYPES = ("imagenet", "cifar")
 
@@ -418,6 +418,11 @@ def logits_scopes(config: NasNetConfig) -> tuple[str, ...]:
     return ("final_layer",) + tuple(f"aux_{n}" for n in aux_head_cells(config))
 
 
+def zoo_checkpoint(name: str, archive: str, top1: float) -> ZooCheckpoint:
+    """A NASNet/PNASNet zoo archive: its generic `model.ckpt` unpacks into `<name>/`."""
+    return ZooCheckpoint(f"{GCS_MODELS_URL}{archive}", "model.ckpt", top1, subdir=name)
+
+
 def _spec(name: str, config: NasNetConfig, arg_scope, size: int, **extra: Any) -> NetSpec:
     return NetSpec(name=name, fn=build_nasnet, arg_scope=arg_scope, default_image_size=size,
                    predictions_op="final_layer/predictions", logits_scopes=logits_scopes(config),
@@ -426,11 +431,13 @@ def _spec(name: str, config: NasNetConfig, arg_scope, size: int, **extra: Any) -
 
 NETS = (
     _spec("nasnet_cifar", CIFAR_CONFIG, nasnet_cifar_arg_scope, 32, preprocessing="cifarnet",
-          zoo_num_classes=10,
+          zoo_num_classes=10, preprocessing_in_original=False,
           preprocessing_note="the original preprocessing map has no nasnet_cifar entry; "
                              "slimcli uses the CIFAR-10 net's cifarnet preprocessing"),
     _spec("nasnet_mobile", MOBILE_IMAGENET_CONFIG, nasnet_mobile_arg_scope, 224,
-          preprocessing="inception"),
+          preprocessing="inception", keras_twin=("NASNetMobile", {}),
+          zoo=zoo_checkpoint("nasnet_mobile", "nasnet-a_mobile_04_10_2017.tar.gz", 74.0)),
     _spec("nasnet_large", LARGE_IMAGENET_CONFIG, nasnet_large_arg_scope, 331,
-          preprocessing="inception"),
+          preprocessing="inception", keras_twin=("NASNetLarge", {}),
+          zoo=zoo_checkpoint("nasnet_large", "nasnet-a_large_04_10_2017.tar.gz", 82.7)),
 )

@@ -148,13 +148,17 @@ build_pnasnet_large.default_image_size = 331
 build_pnasnet_mobile.default_image_size = 224
 
 
-def _spec(name: str, config: NasNetConfig, arg_scope, size: int) -> NetSpec:
+def _spec(name: str, config: NasNetConfig, arg_scope, size: int, archive: str,
+          top1: float) -> NetSpec:
     return NetSpec(name=name, fn=build_pnasnet, arg_scope=arg_scope, default_image_size=size,
                    preprocessing="inception", predictions_op="final_layer/predictions",
-                   logits_scopes=nasnet.logits_scopes(config), fn_kwargs={"config": config})
+                   logits_scopes=nasnet.logits_scopes(config), fn_kwargs={"config": config},
+                   zoo=nasnet.zoo_checkpoint(name, archive, top1))
 
 
 NETS = (
-    _spec("pnasnet_mobile", MOBILE_IMAGENET_CONFIG, pnasnet_mobile_arg_scope, 224),
-    _spec("pnasnet_large", LARGE_IMAGENET_CONFIG, pnasnet_large_arg_scope, 331),
+    _spec("pnasnet_mobile", MOBILE_IMAGENET_CONFIG, pnasnet_mobile_arg_scope, 224,
+          "pnasnet-5_mobile_2017_12_13.tar.gz", 74.2),
+    _spec("pnasnet_large", LARGE_IMAGENET_CONFIG, pnasnet_large_arg_scope, 331,
+          "pnasnet-5_large_2017_12_13.tar.gz", 82.9),
 )
