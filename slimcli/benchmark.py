@@ -23,7 +23,6 @@ so a shared host's drift during the run cancels out.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -35,6 +34,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from slimcli import nets
+from slimcli import fileio
 from slimcli.errors import SlimError
 
 __all__ = ["BenchmarkConfig", "MODES", "KERAS_EQUIVALENTS", "run_benchmark", "format_result",
@@ -480,7 +480,7 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
         result["input"] = bench_input(config, data)
     _add_flops(result, config, num_classes, size, channels, dtype)
     if config.output_json:
-        _write_json(config.output_json, result)
+        fileio.write_json(config.output_json, result)
     return result
 
 
@@ -502,15 +502,6 @@ def _add_flops(result: dict, config: BenchmarkConfig, num_classes: int, size: in
             if figures and per_image:
                 achieved = figures["images_per_sec"] * factor * per_image
                 figures.update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
-
-
-def _write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
 
 
 def format_result(result: dict) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import logging
 import math
 import os
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from slimcli import datasets, nets, slim
+from slimcli import datasets, fileio, nets, slim
 from slimcli.distribute import local_strategy
 from slimcli.errors import SlimError
 from slimcli.slim import evaluation, metrics
@@ -222,14 +221,6 @@ def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig,
     return results
 
 
-def _write_json(path: str, payload: Any) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-
-
 def run_evaluation(config: EvalConfig) -> dict | list[dict]:
     """Evaluates once (a dict of results) or, with `eval_loop`, each new checkpoint (a list)."""
     config.validate()
@@ -269,7 +260,7 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
                                                    num_batches, config.eval_dir, progress),
                           split, config, stats)
     if config.output_json:
-        _write_json(config.output_json, results)
+        fileio.write_json(config.output_json, results)
     return results
 
 

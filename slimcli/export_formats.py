@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from typing import Callable, Iterator
 
 import tensorflow as tf
 
-from slimcli import slim
+from slimcli import fileio, slim
 from slimcli.datasets import get_dataset
 from slimcli.errors import SlimError
 from slimcli.nets import NetworkFn, nets_factory
 from slimcli.preprocessing import get_preprocessing
-from slimcli.serving import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +86,12 @@ def build_serving_module(config, exported, net: NetworkFn) -> tf.Module:
     return module
 
 
-def _replace_dir(tmp: str, target: str) -> None:
-    old = f"{target}.old-{os.getpid()}"
-    if tf.io.gfile.exists(target):
-        tf.io.gfile.rename(target, old)
-    tf.io.gfile.rename(tmp, target)
-    if tf.io.gfile.exists(old):
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def save_saved_model(module: tf.Module, directory: str) -> str:
     """Writes the SavedModel under a temporary name, then renames it into place."""
-    tmp = f"{directory.rstrip('/')}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     signatures = {FLOAT_SIGNATURE: module.classify.get_concrete_function(),
                   ENCODED_SIGNATURE: module.classify_encoded.get_concrete_function()}
-    tf.saved_model.save(module, tmp, signatures=signatures)
-    _replace_dir(tmp, directory)
+    with fileio.writing_dir(directory) as tmp:
+        tf.saved_model.save(module, tmp, signatures=signatures)
     log.info("wrote SavedModel %s (signatures %s, %s)", directory, FLOAT_SIGNATURE,
              ENCODED_SIGNATURE)
     return directory
@@ -167,5 +154,5 @@ def export_serving_formats(config, exported) -> None:
     if config.saved_model_dir:
         save_saved_model(module, config.saved_model_dir)
     if config.tflite_file:
-        write_atomically(config.tflite_file, convert_tflite(config, exported, module))
+        fileio.write_file(config.tflite_file, convert_tflite(config, exported, module))
         log.info("wrote TFLite %s (quantize=%s)", config.tflite_file, config.tflite_quantize)

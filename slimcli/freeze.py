@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import message, text_format
 
+from slimcli import fileio
 from slimcli.errors import SlimError
-from slimcli.serving import write_atomically
 from slimcli.slim.checkpoints import resolve_checkpoint_path
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,7 @@ def write_graph_def(graph_def: tf.compat.v1.GraphDef, path: str, as_text: bool =
     """Writes a GraphDef (binary, or text with `as_text`) atomically; returns `path`."""
     data = text_format.MessageToString(graph_def) if as_text else graph_def.SerializeToString(
         deterministic=True)
-    write_atomically(path, data)
-    return path
+    return fileio.write_file(path, data)
 
 
 def graph_runner(graph_def: tf.compat.v1.GraphDef, input_tensor: str = "input",

@@ -14,7 +14,6 @@ writes), `slim-predict` and the tests of the C++ `label_image`:
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -150,14 +149,3 @@ def format_top_k(scores: np.ndarray, labels: dict[int, str] | None, k: int = 5) 
     """label_image's output lines `label (index): score` (score as C++ prints a float)."""
     labels = labels or {}
     return [f"{labels.get(i, str(i))} ({i}): {score:.6g}" for i, score in top_k(scores, k)]
-
-
-def write_atomically(path: str, data: bytes | str) -> None:
-    """Writes `data` to `path` through a temporary file renamed into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tf.io.gfile.makedirs(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with tf.io.gfile.GFile(tmp, mode) as f:
-        f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)

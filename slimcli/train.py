@@ -15,14 +15,13 @@ checkpoint already in `train_dir` wins over `--checkpoint_path` (resume).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from typing import Any, Callable
 
 import tensorflow as tf
 
-from slimcli import optimization, slim
+from slimcli import fileio, optimization, slim
 from slimcli.distribute import StrategyInfo, make_strategy
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
@@ -259,12 +258,8 @@ def _write_config(config: TrainConfig, info: StrategyInfo, data: TrainData) -> N
     resolved.update(num_classes=data.num_classes, num_samples=data.num_samples,
                     image_size=data.image_size, num_replicas=info.num_replicas,
                     num_workers=info.num_workers)
-    tf.io.gfile.makedirs(config.train_dir)
-    path = os.path.join(config.train_dir, "train_config.json")
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    fileio.write_json(os.path.join(config.train_dir, "train_config.json"), resolved,
+                      indent=2, sort_keys=True)
 
 
 def _histograms(network_fn: Any, info: StrategyInfo, sample_images: Any) -> Callable:

@@ -17,6 +17,7 @@ import tarfile
 import zipfile
 import zlib
 
+from slimcli import fileio
 from slimcli.errors import SlimError
 
 
@@ -35,11 +36,7 @@ def extract(archive: str, target_dir: str) -> list[str]:
       SlimError: the archive is corrupt, of an unknown kind, or has a member
         that would escape `target_dir`; nothing is left extracted.
     """
-    os.makedirs(target_dir, exist_ok=True)
-    staging = os.path.join(target_dir, f".extract-{os.path.basename(archive)}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    try:
+    with fileio.staging_dir(target_dir, os.path.basename(archive)) as staging:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging)
         else:
@@ -53,8 +50,6 @@ def extract(archive: str, target_dir: str) -> list[str]:
                 os.remove(dest)
             os.replace(os.path.join(staging, name), dest)
         return names
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _member_path(archive: str, name: str) -> str:

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 import tensorflow as tf
 
+from slimcli import fileio
 from slimcli.errors import SlimError
 
 LABELS_FILENAME = "labels.txt"
@@ -176,12 +177,7 @@ def write_label_file(labels_to_class_names: Mapping[int, str], dataset_dir: str,
             raise SlimError(f"class name {name!r} (label {label}) contains a line break; "
                             f"rename it so labels.txt keeps one class per line.")
         lines.append(f"{int(label)}:{name}\n")
-    path = os.path.join(dataset_dir, filename)
-    tmp = os.path.join(dataset_dir, f".{filename}.incomplete")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
-    return path
+    return fileio.write_file(os.path.join(dataset_dir, filename), "".join(lines))
 
 
 def has_labels(dataset_dir: str, filename: str = LABELS_FILENAME) -> bool:

@@ -25,7 +25,7 @@ from http.client import HTTPException
 
 from tqdm import tqdm
 
-from slimcli import __version__
+from slimcli import __version__, fileio
 from slimcli.errors import SlimError
 
 CHUNK = 1 << 20
@@ -144,7 +144,7 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
     digest = _download(source_url, dest + ".part", quiet)
     _check(dest + ".part", name, digest, os.path.getsize(dest + ".part"), expected, source,
            remove_on_mismatch=True)
-    os.replace(dest + ".part", dest)
+    fileio.publish(dest + ".part", dest)  # the .part file stays on failure: a rerun resumes it
     _report(name, digest, source)
     return FetchedFile(dest, True, digest, source)
 

@@ -2,9 +2,10 @@
 
 Items are encoded by a thread pool (reading, decoding and re-encoding images
 release the GIL) in a bounded window, and written in order by one thread.
-Each shard is written to a hidden `.<name>.incomplete` file (which no dataset
-file pattern matches) and renamed when complete; the completed shards and
-their record counts are kept in a small state file, so a rerun skips them.
+Each shard is written to a hidden `.tmp-<name>.incomplete` file (which no
+dataset file pattern matches; see `slimcli.fileio`) and renamed when
+complete; the completed shards and their record counts are kept in a small
+state file, so a rerun skips them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import tensorflow as tf
 from tqdm import tqdm
+
+from slimcli import fileio
 
 STATE_FILENAME = ".slimcli-convert-state.json"
 CHUNK_ITEMS = 16  # items per task handed to a worker thread
@@ -134,10 +137,8 @@ class ConversionState:
         self.save()
 
     def save(self) -> None:
-        tmp = self.path + ".incomplete"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"fingerprint": self.digest, "shards": self.shards}, f)
-        os.replace(tmp, self.path)
+        fileio.write_json(self.path, {"fingerprint": self.digest, "shards": self.shards},
+                          indent=None)
 
     def remove(self) -> None:
         _remove_quietly(self.path)
@@ -148,11 +149,6 @@ def _remove_quietly(path: str) -> None:
         os.remove(path)
     except FileNotFoundError:
         pass
-
-
-def temp_path(path: str) -> str:
-    """The hidden name a shard has while it is being written."""
-    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.incomplete")
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -223,24 +219,18 @@ def write_shards(shards: Sequence[Shard], encode: Callable[[Any], bytes], state:
 
 
 def _write_one(shard: Shard, stream: Iterator, bar, quiet: bool) -> tuple[int, list]:
-    tmp = temp_path(shard.path)
     records, skipped = 0, []
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for _ in shard.items:
-                result = next(stream)
-                if isinstance(result, SkipItem):
-                    skipped.append((result.name, result.reason))
-                    if not quiet:
-                        tqdm.write(f"skipped {result.name}: {result.reason}")
-                else:
-                    writer.write(result)
-                    records += 1
-                bar.update(1)
-        os.replace(tmp, shard.path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    with fileio.writing(shard.path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        for _ in shard.items:
+            result = next(stream)
+            if isinstance(result, SkipItem):
+                skipped.append((result.name, result.reason))
+                if not quiet:
+                    tqdm.write(f"skipped {result.name}: {result.reason}")
+            else:
+                writer.write(result)
+                records += 1
+            bar.update(1)
     return records, skipped
 
 

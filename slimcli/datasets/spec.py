@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
+from slimcli import fileio
 from slimcli.datasets import dataset_utils
 from slimcli.errors import SlimError
 
@@ -98,13 +99,8 @@ def read_descriptor(dataset_dir: str) -> dict | None:
 
 def write_descriptor(dataset_dir: str, descriptor: dict) -> str:
     """Writes dataset.json atomically; returns its path."""
-    path = os.path.join(dataset_dir, DESCRIPTOR_FILENAME)
-    tmp = os.path.join(dataset_dir, f".{DESCRIPTOR_FILENAME}.incomplete")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"format": DESCRIPTOR_FORMAT, **descriptor}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return fileio.write_json(os.path.join(dataset_dir, DESCRIPTOR_FILENAME),
+                             {"format": DESCRIPTOR_FORMAT, **descriptor}, sort_keys=True)
 
 
 def resolve_split(spec: DatasetSpec, split_name: str, known: list[str]) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
+from slimcli import fileio
 from slimcli.errors import SlimError
 from slimcli.slim import variables as slim_variables
 
@@ -116,16 +115,13 @@ def save_checkpoint(var_dict: Mapping[str, Any], prefix: str,
     os.makedirs(directory, exist_ok=True)
     names = list(var_dict)
     tensors = [tf.convert_to_tensor(_read_value(var_dict[n])) for n in names]
-    tmpdir = tempfile.mkdtemp(prefix=".tmp-ckpt-", dir=directory)
-    try:
+    with fileio.staging_dir(directory, os.path.basename(prefix)) as tmpdir:
         tmp_prefix = os.path.join(tmpdir, os.path.basename(prefix))
         tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=names,
                           shape_and_slices=[""] * len(names), tensors=tensors)
         produced = sorted(os.listdir(tmpdir), key=lambda f: f.endswith(".index"))
         for fname in produced:  # data files first, the index last
-            os.replace(os.path.join(tmpdir, fname), os.path.join(directory, fname))
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+            fileio.publish(os.path.join(tmpdir, fname), os.path.join(directory, fname))
     _update_state_file(directory, os.path.basename(prefix), max_to_keep, preserve)
     return prefix
 
@@ -144,10 +140,7 @@ def _update_state_file(directory: str, new: str, max_to_keep: int | None,
         paths = paths[-max_to_keep:]
     lines = [f'model_checkpoint_path: "{new}"']
     lines += [f'all_model_checkpoint_paths: "{p}"' for p in paths]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-state-", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(directory, "checkpoint"))
+    fileio.write_file(os.path.join(directory, "checkpoint"), "\n".join(lines) + "\n")
 
 
 def _named_vars(var_list: Any, store: Any) -> dict[str, Any]:
