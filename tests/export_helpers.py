@@ -20,6 +20,7 @@ from slimcli.nets import get_network_fn
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL_IMAGE_SOURCE = os.path.join(ROOT, "cc", "label_image", "main.cc")
 BUILD_SCRIPT = os.path.join(ROOT, "scripts", "build_label_image.sh")
+LABEL_IMAGE = os.path.join(ROOT, "bin", "label_image")  # where BUILD_SCRIPT writes by default
 GENUINE_CKPTS = os.path.join(DATA, "ckpt")
 
 
@@ -78,12 +79,11 @@ def parse_top_k(stdout: str) -> list[tuple[str, int, float]]:
     return rows
 
 
-def build_label_image(out_dir: str) -> str:
-    """Builds label_image into `out_dir` (the script keeps a binary newer than its sources)."""
-    binary = os.path.join(out_dir, "label_image")
+def build_label_image() -> str:
+    """Builds bin/label_image, the build's default (kept while newer than its sources)."""
     env = {**os.environ, "PYTHON": sys.executable}
-    subprocess.run(["bash", BUILD_SCRIPT, binary], check=True, env=env, capture_output=True)
-    return binary
+    subprocess.run(["bash", BUILD_SCRIPT], check=True, env=env, capture_output=True)
+    return LABEL_IMAGE
 
 
 def cxx_available() -> bool:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from export_helpers import (ROOT, build_label_image, cxx_available, parse_top_k, restored_net,
+from export_helpers import (build_label_image, cxx_available, parse_top_k, restored_net,
                             run_frozen, write_image, write_labels)
 from nets_helpers import reference
 from slimcli.cli import freeze as freeze_cli
@@ -28,7 +27,7 @@ TOLERANCE = 1e-5
 def label_image_binary():
     if not cxx_available():
         pytest.skip("no C++ compiler (g++ or $CXX): the label_image build cannot run")
-    return build_label_image(os.path.join(ROOT, "build"))
+    return build_label_image()
 
 
 def _freeze_cli(argv: list[str]) -> int:

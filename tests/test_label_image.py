@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from export_helpers import ROOT, build_label_image, cxx_available, write_image, write_labels
+from export_helpers import build_label_image, cxx_available, write_image, write_labels
 from slimcli import slim
 from slimcli.export import ExportConfig, export
 from slimcli.nets import get_network_fn
@@ -24,7 +23,7 @@ FLAGS = ["--input_width=28", "--input_height=28", "--input_mean=128", "--input_s
 def binary():
     if not cxx_available():
         pytest.skip("no C++ compiler (g++ or $CXX): the label_image build cannot run")
-    return build_label_image(os.path.join(ROOT, "build"))
+    return build_label_image()
 
 
 @pytest.fixture(scope="module")
