@@ -12,7 +12,7 @@ TensorFlow starts, so TensorFlow sizes its thread pools to it):
                   spread over the cores without tf.data: the fair baseline)
   tfdata-<work>   a bare tf.data map (parse, decode, preprocess, batch): no
                   corrupt-record checks
-  pipeline-<work> slimcli.input_pipeline.build_input_pipeline
+  pipeline-<work> slimcli.input.build_input_pipeline
 
 with <work> = inception-train-299 (inception training preprocessing at 299)
 and vgg-eval-224 (vgg evaluation preprocessing at 224).
@@ -144,7 +144,7 @@ def dataset_variant(dataset, batch_size: int):
 def bare_tfdata(files, preprocess, size, is_training, batch_size):
     import tensorflow as tf
 
-    from slimcli.input_pipeline import decode_image, parse_example
+    from slimcli.input import decode_image, parse_example
 
     def load(index, record):
         features = parse_example(record)
@@ -159,7 +159,7 @@ def bare_tfdata(files, preprocess, size, is_training, batch_size):
 def run_child(args: argparse.Namespace, files: list[str], cores: int) -> dict:
     import tensorflow as tf
 
-    from slimcli.input_pipeline import build_input_pipeline
+    from slimcli.input import build_input_pipeline
     from slimcli.preprocessing import get_preprocessing
 
     encoded = [tf.io.parse_single_example(r, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
@@ -186,7 +186,7 @@ def run_child(args: argparse.Namespace, files: list[str], cores: int) -> dict:
         variants[f"tfdata-{label}"] = dataset_variant(
             bare_tfdata(files, preprocess, size, is_training, args.batch_size), args.batch_size)
         # Streamed, as photo datasets are: these few one-size photos would otherwise be
-        # decoded into memory once (slimcli.input_cache), and the comparison lost.
+        # decoded into memory once (slimcli.input.cache), and the comparison lost.
         pipeline = build_input_pipeline(files, preprocess, args.batch_size, size,
                                         is_training=is_training, repeat=True,
                                         decoded_cache_mb=0)

@@ -115,12 +115,13 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
 
 def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size: int,
                    strategy: tf.distribute.Strategy, stats: Any = None):
-    from slimcli.input_pipeline import build_input_pipeline
+    from slimcli.input import build_input_pipeline
     from slimcli.preprocessing import preprocessing_for_net
     preprocess = preprocessing_for_net(config.model_name, config.preprocessing_name,
                                        is_training=False, use_grayscale=config.use_grayscale)
     dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
                                    is_training=False, labels_offset=config.labels_offset,
+                                   num_classes=split.num_classes - config.labels_offset,
                                    num_parallel_calls=config.num_preprocessing_threads,
                                    channels=1 if config.use_grayscale else 3,
                                    skip_corrupt=config.skip_corrupt, stats=stats)
@@ -238,7 +239,7 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
         net = nets.get_network_fn(config.model_name, num_classes, is_training=False)
         net.build([None, image_size, image_size, channels])
         metric_map = _metric_map(num_classes, config.confusion_matrix)
-    from slimcli.input_pipeline import PipelineStats
+    from slimcli.input import PipelineStats
     stats = PipelineStats() if config.skip_corrupt else None
     dataset = _build_dataset(config, split, image_size, strategy, stats)
     step = make_eval_step(net, metric_map, num_classes, strategy)

@@ -83,7 +83,8 @@ def _synthetic(config: Any, spec: Any) -> TrainData:
 
 def _dataset(config: Any, spec: Any) -> TrainData:
     try:
-        from slimcli import datasets, input_pipeline, preprocessing
+        from slimcli import datasets, preprocessing
+        from slimcli.input import DecodedCache, build_input_pipeline
     except ImportError as e:
         raise SlimError(f"this slimcli build lacks the dataset input pipeline ({e}); "
                         f"use --synthetic_data until it is installed.") from None
@@ -98,14 +99,16 @@ def _dataset(config: Any, spec: Any) -> TrainData:
         use_grayscale=config.use_grayscale)
     size = config.train_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
+    decoded = DecodedCache()  # a small split is decoded once, for the summary and training
 
     def dataset_fn(ctx: Any) -> tf.data.Dataset:
-        return input_pipeline.build_input_pipeline(
+        return build_input_pipeline(
             split.files, preprocess_fn, config.batch_size, size, is_training=True,
-            labels_offset=config.labels_offset, num_readers=config.num_readers,
+            labels_offset=config.labels_offset, num_classes=num_classes,
+            num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads, seed=config.seed,
             input_context=ctx, drop_remainder=True, skip_corrupt=config.skip_corrupt,
-            decoded_cache_mb=config.decoded_cache_mb)
+            decoded_cache_mb=config.decoded_cache_mb, decoded_cache=decoded)
     return TrainData(dataset_fn, num_classes, split.num_samples, size, channels)
 
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets_helpers import (MNIST_FILES, make_cifar_archive, make_mnist_files, serve, sha256,
-                              write_sidecar)
+from datasets_helpers import MNIST_FILES, make_cifar_archive, make_mnist_files, serve, sha256
 from slimcli.cli import download as cli
 from slimcli.datasets import cifar10, fetch, get_dataset, mnist, read_examples
 from slimcli.datasets.convert import ConvertOptions
@@ -83,14 +82,14 @@ def test_cifar_batch_with_wrong_content_is_refused(tmp_path):
         cifar10.load_batch(str(path))
 
 
-def test_cifar_archive_without_batches(tmp_path):
+def test_cifar_archive_without_batches(tmp_path, monkeypatch):
     src = tmp_path / "mirror"
     src.mkdir()
     with tarfile.open(src / "cifar-10-python.tar.gz", "w:gz") as tar:
         info = tarfile.TarInfo("something/else.txt")
         info.size = 1
         tar.addfile(info, io.BytesIO(b"x"))
-    write_sidecar(str(src / "cifar-10-python.tar.gz"))
+    _known(monkeypatch, cifar10.DATA_URL, src / "cifar-10-python.tar.gz")
     with pytest.raises(SlimError, match="has no cifar-10-batches-py/data_batch_1"):
         cifar10.convert(str(tmp_path / "out"), ConvertOptions(mirror=str(src), quiet=True))
 
@@ -112,7 +111,7 @@ def test_mnist_download_and_convert(tmp_path, monkeypatch):
     assert not [n for n in os.listdir(out) if n.endswith(".gz")]  # downloads deleted
 
 
-def test_mnist_header_count_mismatch(tmp_path):
+def test_mnist_header_count_mismatch(tmp_path, monkeypatch):
     src = tmp_path / "mirror"
     src.mkdir()
     make_mnist_files(str(src))
@@ -120,7 +119,7 @@ def test_mnist_header_count_mismatch(tmp_path):
     bad.write_bytes(gzip.compress(struct.pack(">ii", 2049, 3) + bytes([1, 2, 3])))
     for names in MNIST_FILES.values():
         for name in names:
-            write_sidecar(str(src / name))
+            _known(monkeypatch, mnist.DATA_URL + name, src / name)
     with pytest.raises(SlimError, match="has 7 images but t10k-labels-idx1-ubyte.gz has 3 labels"):
         mnist.convert(str(tmp_path / "out"), ConvertOptions(mirror=str(src), quiet=True))
 

@@ -94,14 +94,54 @@ def test_complete_part_file_gets_416_and_is_used(tmp_path, blob_dir, monkeypatch
     assert got.sha256 == sha256(blob_dir / "flower_photos.tgz")
 
 
-def test_mirror_sidecar_checksum_is_used_and_checked(tmp_path, blob_dir):
+def test_pinned_digest_wins_over_the_mirror_sidecar(tmp_path, blob_dir, monkeypatch, capsys):
+    # A hostile mirror serves another file with a .sha256 that matches it: still refused.
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, URL, fetch.KnownArchive(None, "ab" * 32, "pub"))
+    write_sidecar(str(blob_dir / "flower_photos.tgz"))
+    with serve(str(blob_dir)) as server:
+        with pytest.raises(SlimError, match=r"checksum mismatch.*expected abab.*published by "
+                                            r"pub; the bad download was deleted"):
+            fetch.fetch(URL, str(tmp_path / "a"), mirror=server.url, quiet=True)
+        assert ("flower_photos.tgz.sha256", None) not in server.requests  # never even read
+    assert os.listdir(tmp_path / "a") == []
+    with pytest.raises(SlimError, match=r"checksum mismatch.*published by pub; delete"):
+        fetch.fetch(URL, str(tmp_path / "b"), mirror=str(blob_dir), quiet=True)
+    # The right file is accepted against its pin whatever a broken sidecar says.
+    _known(monkeypatch, blob_dir / "flower_photos.tgz")
+    (blob_dir / "flower_photos.tgz.sha256").write_text("00" * 32 + "  flower_photos.tgz\n")
+    capsys.readouterr()
+    got = fetch.fetch(URL, str(tmp_path / "c"), mirror=str(blob_dir), quiet=True)
+    assert got.checked_against == "the checksum published by the test"
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_sidecar_applies_only_without_a_pin_and_warns(tmp_path, blob_dir, monkeypatch, capsys):
+    monkeypatch.delitem(fetch.KNOWN_ARCHIVES, URL)
     write_sidecar(str(blob_dir / "flower_photos.tgz"))
     with serve(str(blob_dir)) as server:
         got = fetch.fetch(URL, str(tmp_path / "a"), mirror=server.url + "/", quiet=True)
-        assert got.checked_against == "the mirror's .sha256 file"
+        assert got.checked_against == fetch.SIDECAR_SOURCE
+        out = capsys.readouterr().out
+        assert "warning: flower_photos.tgz has no pinned checksum" in out
+        assert "not a tampered mirror" in out
         (blob_dir / "flower_photos.tgz.sha256").write_text("00" * 32 + "  flower_photos.tgz\n")
         with pytest.raises(SlimError, match="checksum mismatch.*the mirror's .sha256 file"):
             fetch.fetch(URL, str(tmp_path / "b"), mirror=server.url, quiet=True)
+
+
+def test_unknown_digest_is_said_once_on_the_first_download(tmp_path, blob_dir, monkeypatch,
+                                                            capsys):
+    monkeypatch.delitem(fetch.KNOWN_ARCHIVES, URL)
+    digest = sha256(blob_dir / "flower_photos.tgz")
+    with serve(str(blob_dir)) as server:
+        got = fetch.fetch(URL, str(tmp_path), mirror=server.url, quiet=True)
+        assert got.checked_against is None
+        lines = capsys.readouterr().out.splitlines()
+        assert lines == [f"note: no published checksum for flower_photos.tgz (no pinned digest, "
+                         f"no .sha256 file on the mirror), so it is unverified; its sha256 is "
+                         f"{digest}."]
+        fetch.fetch(URL, str(tmp_path), mirror=server.url, quiet=True)  # already downloaded
+        assert capsys.readouterr().out == ""
 
 
 def test_local_mirror_is_read_in_place(tmp_path, blob_dir, monkeypatch):

@@ -10,7 +10,7 @@ import random
 import pytest
 from PIL import Image
 
-from datasets_helpers import FLOWER_CLASSES, make_flowers_tgz, serve, sha256
+from datasets_helpers import FLOWER_CLASSES, make_flowers_tgz, pin, serve, sha256
 from slimcli.cli import download as cli
 from slimcli.datasets import fetch, flowers, get_dataset, read_examples
 from slimcli.datasets.convert import ConvertOptions
@@ -141,12 +141,11 @@ def test_interrupted_conversion_resumes_without_redoing_shards(tmp_path, served_
     assert not os.path.exists(os.path.join(out, STATE_FILENAME))
 
 
-def test_corrupt_archive_leaves_nothing(tmp_path, served_flowers):
-    server, _ = served_flowers
+def test_corrupt_archive_leaves_nothing(tmp_path, monkeypatch):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "flower_photos.tgz").write_bytes(b"\x1f\x8b\x08\x00garbage" * 50)
-    (broken / "flower_photos.tgz.sha256").write_text(sha256(broken / "flower_photos.tgz"))
+    pin(monkeypatch, flowers.DATA_URL, broken / "flower_photos.tgz")
     out = tmp_path / "out"
     with pytest.raises(SlimError, match="flower_photos.tgz: the archive is corrupt"):
         flowers.convert(str(out), ConvertOptions(mirror=str(broken), quiet=True))
@@ -201,7 +200,7 @@ def test_truncated_download_then_rerun_resumes(tmp_path, served_flowers, capsys)
     _check_split(str(out), "train", train, files)
 
 
-def test_hostile_archive_through_the_converter(tmp_path):
+def test_hostile_archive_through_the_converter(tmp_path, monkeypatch):
     import tarfile
     src = tmp_path / "mirror"
     src.mkdir()
@@ -212,7 +211,7 @@ def test_hostile_archive_through_the_converter(tmp_path):
         link = tarfile.TarInfo("flower_photos/roses/link.jpg")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
-    (src / "flower_photos.tgz.sha256").write_text(sha256(src / "flower_photos.tgz"))
+    pin(monkeypatch, flowers.DATA_URL, src / "flower_photos.tgz")
     out = tmp_path / "data" / "f"
     with pytest.raises(SlimError, match=r"refusing to extract flower_photos.tgz: member "
                                         r"'flower_photos/daisy/\.\./\.\./\.\./escaped.jpg'"):

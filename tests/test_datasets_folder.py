@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_helpers import encode, image_array, jpeg
+from datasets_helpers import encode, image_array, jpeg, read_examples
 from slimcli.cli import download as cli
-from slimcli.datasets import folder, get_dataset, read_examples
+from slimcli.datasets import folder, get_dataset
 from slimcli.datasets.convert import ConvertOptions
 from slimcli.errors import SlimError
 

@@ -176,7 +176,7 @@ def _write_flowers_records(directory: Path, count: int = 40):
 
 
 def test_trains_on_flowers_records_through_the_input_pipeline(tmp_path, capsys):
-    pytest.importorskip("slimcli.input_pipeline")
+    pytest.importorskip("slimcli.input")
     _write_flowers_records(tmp_path / "flowers")
     argv = ["slim-train", "--model_name=lenet", "--dataset_name=flowers",
             f"--dataset_dir={tmp_path / 'flowers'}", f"--train_dir={tmp_path / 'train'}",

@@ -75,7 +75,7 @@ def _pipeline_error(error: Exception) -> str | None:
     """The one-line message of a data error the input pipeline raised through TensorFlow."""
     if "tensorflow" not in type(error).__module__:
         return None
-    from slimcli.input_pipeline import pipeline_error_message
+    from slimcli.input import pipeline_error_message
     return pipeline_error_message(error)
 
 

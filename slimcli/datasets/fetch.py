@@ -5,11 +5,13 @@ name is taken from the mirror instead: `--mirror=https://host/dir` fetches
 `https://host/dir/<file name>`, `--mirror=/some/dir` reads `/some/dir/<file
 name>` in place (never copied, never deleted).
 
-Verification: the SHA-256 (and size) published for the upstream URL, from
-`KNOWN_ARCHIVES`. A mirror may carry `<file name>.sha256` beside the archive
-(`sha256sum` format); when present it is the checksum the file must match,
-so a mirror can serve a different archive of the same layout (for instance
-a small sample). Files with neither are accepted with a printed note.
+Verification: the SHA-256 (and size) pinned for the upstream URL in
+`KNOWN_ARCHIVES` always wins. A mirror may carry `<file name>.sha256` beside
+the archive (`sha256sum` format), but it is read only for files with no pin:
+then the file must match it, and a warning says that this guards against a
+broken transfer, not against a tampered mirror. A pinned file that differs
+from its pin is an error whatever the mirror says. A file with neither is
+accepted, and its first download says so in one line with its digest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from http.client import HTTPException
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -128,41 +131,55 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
         if not os.path.isfile(path):
             raise SlimError(f"--mirror={mirror!r} has no {name!r} (the upstream file name of "
                             f"{url}); put the archive there or drop --mirror to download it.")
-        expected, source = _expected_for(url, _read_local_sidecar(path))
+        expected, source = _expected_for(url, lambda: _read_local_sidecar(path))
         digest = verify_file(path, expected, source, quiet)
-        _report(name, digest, source)
+        _report(name, digest, source, first_time=True)
         return FetchedFile(path, False, digest, source)
     source_url = f"{mirror.rstrip('/')}/{name}" if mirror else url
-    sidecar = _read_remote_sidecar(f"{source_url}.sha256") if mirror else None
-    expected, source = _expected_for(url, sidecar)
+    expected, source = _expected_for(
+        url, (lambda: _read_remote_sidecar(f"{source_url}.sha256")) if mirror else None)
     os.makedirs(dest_dir, exist_ok=True)
     dest = os.path.join(dest_dir, name)
     if os.path.isfile(dest):
         digest = verify_file(dest, expected, source, quiet)
-        _report(name, digest, source)
+        _report(name, digest, source, first_time=False)
         return FetchedFile(dest, True, digest, source)
     digest = _download(source_url, dest + ".part", quiet)
     _check(dest + ".part", name, digest, os.path.getsize(dest + ".part"), expected, source,
            remove_on_mismatch=True)
     fileio.publish(dest + ".part", dest)  # the .part file stays on failure: a rerun resumes it
-    _report(name, digest, source)
+    _report(name, digest, source, first_time=True)
     return FetchedFile(dest, True, digest, source)
 
 
-def _report(name: str, digest: str, source: str | None) -> None:
-    if source is None:
-        print(f"note: no published checksum for {name}; its sha256 is {digest}.")
-    else:
+def _report(name: str, digest: str, source: str | None, first_time: bool) -> None:
+    """One line: what the file matched, or (on its first download) that nothing was known."""
+    if source is not None:
         print(f"verified {name}: sha256 {digest[:16]}... matches {source}.")
+    elif first_time:
+        print(f"note: no published checksum for {name} (no pinned digest, no .sha256 file on "
+              f"the mirror), so it is unverified; its sha256 is {digest}.")
 
 
-def _expected_for(url: str, sidecar: str | None) -> tuple[KnownArchive | None, str | None]:
-    if sidecar:
-        return KnownArchive(None, sidecar, "the mirror's .sha256 file"), "the mirror's .sha256 file"
+SIDECAR_SOURCE = "the mirror's .sha256 file"
+
+
+def _expected_for(url: str, read_sidecar: Callable[[], str | None] | None
+                  ) -> tuple[KnownArchive | None, str | None]:
+    """The digest `url`'s file must match and where it comes from.
+
+    The pinned digest wins; a mirror's `.sha256` file is read only for files
+    without one, with a warning, since whoever serves the file also wrote it.
+    """
     known = KNOWN_ARCHIVES.get(url)
-    if known is None:
+    if known is not None:
+        return known, f"the checksum published by {known.published_by}"
+    sidecar = read_sidecar() if read_sidecar is not None else None
+    if sidecar is None:
         return None, None
-    return known, f"the checksum published by {known.published_by}"
+    print(f"warning: {archive_name(url)} has no pinned checksum; checking it against "
+          f"{SIDECAR_SOURCE} only, which catches a broken transfer but not a tampered mirror.")
+    return KnownArchive(None, sidecar, SIDECAR_SOURCE), SIDECAR_SOURCE
 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")

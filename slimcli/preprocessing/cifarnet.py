@@ -136,7 +136,7 @@ def preprocess_batch(images: tf.Tensor, output_height: int, output_width: int,
     Evaluation gives exactly `preprocess_image`'s pixels. Training has its
     distributions, from other random draws (one seed for the batch, not one
     per image). No image summaries. Used by the input pipeline on images
-    decoded in memory (`slimcli.input_cache`).
+    decoded in memory (`slimcli.input.cache`).
 
     Args:
       images: [B, H, W, C] images with values in [0, 255].
