@@ -99,6 +99,45 @@ def test_unreadable_images_are_reported_and_skipped(tmp_path, image_dir, capsys)
     assert total == 12
 
 
+def test_skip_reason_names_the_file_problem(tmp_path, image_dir):
+    root, _ = image_dir
+    (root / "owls" / "text.jpg").write_bytes(b"hello, not a photo")
+    (root / "owls" / "empty.png").write_bytes(b"")
+    (root / "owls" / "cut.png").write_bytes(encode(image_array(30, 30, 8), "PNG")[:90])
+    report = folder.convert(str(tmp_path / "out"), ConvertOptions(image_dir=str(root),
+                                                                  quiet=True))
+    reasons = dict(report.skipped)
+    assert reasons == {
+        "owls/text.jpg": "not an image format Pillow knows (18 bytes starting b'hello, n')",
+        "owls/empty.png": "empty file (0 bytes)",
+        "owls/cut.png": "truncated or corrupt PNG data (image file is truncated)"}
+    assert not any("BytesIO" in reason for reason in reasons.values())
+
+
+def test_class_with_no_readable_image_is_an_error(tmp_path, image_dir, capsys):
+    root, _ = image_dir
+    (root / "zebras").mkdir()
+    (root / "zebras" / "z0.jpg").write_bytes(b"garbage")
+    (root / "zebras" / "z1.png").write_bytes(b"")
+    out = tmp_path / "out"
+    argv = ["slim-download", "--dataset_name=folder", f"--image_dir={root}",
+            f"--dataset_dir={out}", "--noprogress"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"slim-download: error: class folder '{root / 'zebras'}': none of its 2 image(s) can be "
+        f"read (e.g. zebras/z0.jpg: not an image format")
+    assert "remove the folder" in err[0]
+    assert os.listdir(out) == []  # no shard, state, labels.txt or dataset.json left
+    (root / "zebras" / "z0.jpg").write_bytes(jpeg(10, 10, seed=3))  # fixed in place
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    assert exit_info.value.code == 0
+    assert get_dataset("folder", "train", str(out)).num_classes == 4
+
+
 def test_empty_class_folder_is_an_error(tmp_path, image_dir):
     root, _ = image_dir
     (root / "empty_class").mkdir()

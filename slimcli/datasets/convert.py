@@ -106,6 +106,9 @@ class ConversionPlan:
       cleanup: downloaded archives and extracted directories to delete.
       notes: lines to print before converting.
       extra: more fields for dataset.json.
+      check_written: called with the write result before labels.txt and
+        dataset.json are written; a `SlimError` from it discards the shards
+        (e.g. a class whose every image was skipped).
     """
     shards: list[shards_lib.Shard]
     encode: Callable[[Any], bytes]
@@ -115,6 +118,7 @@ class ConversionPlan:
     cleanup: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
+    check_written: Callable[[shards_lib.WriteResult], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +167,12 @@ def run_conversion(spec: DatasetSpec, dataset_dir: str, options: ConvertOptions,
     state = shards_lib.ConversionState(dataset_dir, digest)
     result = shards_lib.write_shards(plan.shards, plan.encode, state, options.num_threads,
                                      f"convert {spec.name}", options.quiet)
+    if plan.check_written is not None:
+        try:
+            plan.check_written(result)
+        except SlimError:
+            state.discard()
+            raise
     dataset_utils.write_label_file(plan.labels_to_names, dataset_dir)
     descriptor_path = write_descriptor(dataset_dir, _descriptor(spec, plan, result, settings,
                                                                 digest))

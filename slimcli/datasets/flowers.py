@@ -94,7 +94,8 @@ def _plan(dataset_dir: str, root: str, options: ConvertOptions, num_shards: dict
         shards=shards, encode=image_tree.make_encoder(root), item_key=list,
         labels_to_names=dict(enumerate(tree.class_names)),
         file_pattern="flowers_%s_*.tfrecord", cleanup=cleanup, notes=notes,
-        extra={"source": os.path.basename(DATA_URL)})
+        extra={"source": os.path.basename(DATA_URL)},
+        check_written=lambda result: image_tree.check_readable_classes(tree, result.skipped))
 
 
 SPEC = DatasetSpec(

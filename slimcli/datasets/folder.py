@@ -88,7 +88,8 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
         return ConversionPlan(
             shards=shards, encode=image_tree.make_encoder(image_dir), item_key=list,
             labels_to_names=dict(enumerate(tree.class_names)), file_pattern=FILE_PATTERN,
-            notes=notes, extra={"source": image_dir})
+            notes=notes, extra={"source": image_dir},
+            check_written=lambda result: image_tree.check_readable_classes(tree, result.skipped))
 
     return run_conversion(SPEC, dataset_dir, options, settings, prepare)
 

@@ -6,6 +6,7 @@ Shared by the flowers converter (flower_photos.tgz is such a tree) and the
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import random
@@ -121,6 +122,25 @@ def validation_count(total: int, num_validation: int | None, fraction: float | N
         raise SlimError(f"{count} validation images out of {total} would leave no training "
                         f"image; pass a smaller --num_validation or --validation_fraction.")
     return count
+
+
+def check_readable_classes(tree: ImageTree, skipped: list[tuple[str, str]]) -> None:
+    """Refuses a class whose every image was skipped as unreadable.
+
+    Such a class would be a label with no example, as an empty folder would.
+
+    Raises:
+      SlimError: naming the class folder, how many images it has and one reason.
+    """
+    reasons = dict(skipped)
+    readable = collections.Counter(label for rel, label in tree.items if rel not in reasons)
+    for label, name in enumerate(tree.class_names):
+        if not readable[label]:
+            rels = [rel for rel, item_label in tree.items if item_label == label]
+            raise SlimError(
+                f"class folder {os.path.join(tree.root, name)!r}: none of its {len(rels)} "
+                f"image(s) can be read (e.g. {rels[0]}: {reasons[rels[0]]}); replace the "
+                f"broken files or remove the folder.")
 
 
 def make_encoder(root: str):

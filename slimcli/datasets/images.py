@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp",
                     ".ppm", ".pgm", ".pbm", ".jpe", ".jfif")
@@ -45,14 +46,29 @@ def decode_check(data: bytes) -> Image.Image:
     Raises:
       UnreadableImage: not an image Pillow can decode completely.
     """
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
     try:
         image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnreadableImage(f"not an image format Pillow knows ({len(data)} bytes starting "
+                              f"{data[:8]!r})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise UnreadableImage(f"unreadable image header ({_describe(e)})") from None
+    try:
         image.load()
     except Image.DecompressionBombError as e:
         raise UnreadableImage(f"too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UnreadableImage(str(e) or type(e).__name__) from None
+        raise UnreadableImage(f"truncated or corrupt {image.format or 'image'} data "
+                              f"({_describe(e)})") from None
     return image
+
+
+def _describe(error: BaseException) -> str:
+    """Pillow's message without the in-memory stream's repr it sometimes carries."""
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(error)).strip()
+    return text or type(error).__name__
 
 
 def encode_for_record(data: bytes) -> EncodedImage:

@@ -143,6 +143,13 @@ class ConversionState:
     def remove(self) -> None:
         _remove_quietly(self.path)
 
+    def discard(self) -> None:
+        """Deletes the shards written so far and the state: a rerun starts afresh."""
+        for name in self.shards:
+            _remove_quietly(os.path.join(self.dataset_dir, name))
+        self.shards = {}
+        self.remove()
+
 
 def _remove_quietly(path: str) -> None:
     try:
