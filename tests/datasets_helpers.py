@@ -339,6 +339,21 @@ def read_examples(files) -> list[dict[str, list]]:
     return parsed
 
 
+# ----------------------------------------------------------------- records
+def read_examples(files) -> list[dict[str, list]]:
+    """Every record of `files`, in file order, as {key: list of values} (bytes, ints, floats)."""
+    import tensorflow as tf
+
+    parsed = []
+    for path in files:
+        for record in tf.data.TFRecordDataset(path):
+            example = tf.train.Example.FromString(record.numpy())
+            parsed.append({key: list(getattr(feature, feature.WhichOneof("kind")).value)
+                           if feature.WhichOneof("kind") else []
+                           for key, feature in example.features.feature.items()})
+    return parsed
+
+
 # ----------------------------------------------------------------- checkpoints
 def make_checkpoint_tgz(path: str, members: dict[str, bytes]) -> None:
     """A zoo-style .tar.gz holding `members` at its top level."""

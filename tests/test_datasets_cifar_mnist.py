@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from datasets_helpers import MNIST_FILES, make_cifar_archive, make_mnist_files, serve, sha256
+from datasets_helpers import (MNIST_FILES, make_cifar_archive, make_mnist_files, read_examples,
+                             serve, sha256)
 from slimcli.cli import download as cli
-from slimcli.datasets import cifar10, fetch, get_dataset, mnist, read_examples
+from slimcli.datasets import cifar10, fetch, get_dataset, mnist
 from slimcli.datasets.convert import ConvertOptions
 from slimcli.errors import SlimError
 

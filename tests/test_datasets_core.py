@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from slimcli.datasets import DATASETS, dataset_utils, get_dataset, read_examples
+from datasets_helpers import read_examples
+from slimcli.datasets import DATASETS, dataset_utils, get_dataset
 from slimcli.datasets import shards as shards_lib
 from slimcli.datasets.spec import write_descriptor
 from slimcli.errors import SlimError

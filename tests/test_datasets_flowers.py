@@ -10,9 +10,9 @@ import random
 import pytest
 from PIL import Image
 
-from datasets_helpers import FLOWER_CLASSES, make_flowers_tgz, pin, serve, sha256
+from datasets_helpers import FLOWER_CLASSES, make_flowers_tgz, pin, read_examples, serve, sha256
 from slimcli.cli import download as cli
-from slimcli.datasets import fetch, flowers, get_dataset, read_examples
+from slimcli.datasets import fetch, flowers, get_dataset
 from slimcli.datasets.convert import ConvertOptions
 from slimcli.datasets.shards import STATE_FILENAME
 from slimcli.errors import SlimError

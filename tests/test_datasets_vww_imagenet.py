@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_helpers import SYNSET_TEXT, SYNSETS, make_coco_zips, make_imagenet_tree, serve, sha256
+from datasets_helpers import (SYNSET_TEXT, SYNSETS, make_coco_zips, make_imagenet_tree,
+                             read_examples, serve, sha256)
 from slimcli.cli import download as cli
-from slimcli.datasets import fetch, get_dataset, imagenet, read_examples, visualwakewords
+from slimcli.datasets import fetch, get_dataset, imagenet, visualwakewords
 from slimcli.datasets.convert import ConvertOptions, ImagenetOptions, VisualWakeWordsOptions
 from slimcli.errors import SlimError
 

@@ -10,10 +10,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from datasets_helpers import read_examples
 from slimcli import nets, slim
 from slimcli.cli import download as download_cli
 from slimcli.cli import evaluate as eval_cli
-from slimcli.datasets import get_dataset, read_examples
+from slimcli.datasets import get_dataset
 from slimcli.evaluate import confusion_cell_size
 from slimcli.preprocessing import get_preprocessing
 

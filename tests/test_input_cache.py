@@ -1,4 +1,4 @@
-"""Tests of slimcli.input_cache: small datasets decoded once into memory for training."""
+"""Tests of slimcli.input.cache: small datasets decoded once into memory for training."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from slimcli import input_cache
 from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
-from slimcli.input_pipeline import PipelineStats, build_input_pipeline
+from slimcli.input import config
+from slimcli.input.cache import DecodedCache
+from slimcli.input.checks import PipelineStats
+from slimcli.input.pipeline import build_input_pipeline
 from slimcli.preprocessing import get_preprocessing
 from test_input_pipeline import CORRUPTIONS, collect, make_example, pattern_image, write_records
 
@@ -33,7 +35,6 @@ def one_size_files(directory: str, files: int = 2, per_file: int = 13) -> tuple[
 
 @pytest.fixture()
 def small_files(tmp_path):
-    input_cache.clear()  # each test decodes its own files
     return one_size_files(str(tmp_path))
 
 
@@ -72,8 +73,11 @@ def test_augmented_training_is_deterministic_with_a_seed(small_files, caplog):
     files, _ = small_files
     caplog.set_level(logging.INFO, "slimcli.input")
 
+    owner = DecodedCache()
+
     def first(seed):
-        return collect(training(files, "cifarnet", batch=5, seed=seed).take(8))
+        return collect(training(files, "cifarnet", batch=5, seed=seed,
+                                decoded_cache=owner).take(8))
 
     images_a, labels_a, _ = first(3)
     images_b, labels_b, _ = first(3)
@@ -98,7 +102,7 @@ def test_decoded_cache_off_or_over_budget_streams(small_files, caplog, monkeypat
     caplog.set_level(logging.INFO, "slimcli.input")
     assert collect(training(files, decoded_cache_mb=0).take(2))[2] == [4, 4]
     assert cache_log(caplog) == []  # 0: not even tried
-    monkeypatch.setattr(input_cache, "cache_budget_bytes", lambda mb: 5000)
+    monkeypatch.setattr(config, "cache_budget_bytes", lambda mb: 5000)
     seen = collect(training(files).take(PER_EPOCH // 2))[1]
     assert set(seen) <= set(labels)
     assert cache_log(caplog) == [
@@ -107,7 +111,6 @@ def test_decoded_cache_off_or_over_budget_streams(small_files, caplog, monkeypat
 
 
 def test_images_of_different_sizes_stream(tmp_path, caplog):
-    input_cache.clear()
     caplog.set_level(logging.INFO, "slimcli.input")
     records = [make_example(pattern_image(i, 20, 20 + i % 2), b"png", i) for i in range(6)]
     files = [write_records(str(tmp_path / "sizes.tfrecord"), records)]
@@ -154,7 +157,6 @@ def test_label_below_offset_is_reported_by_the_stream(small_files):
 
 
 def test_shards_of_records_split_the_cache(tmp_path):
-    input_cache.clear()
     files, labels = one_size_files(str(tmp_path), files=1, per_file=12)
     seen = []
     for index in range(2):
@@ -205,8 +207,12 @@ def test_preprocessing_that_fails_on_the_images_is_left_to_the_stream(small_file
 def test_clear_frees_the_kept_split(small_files, caplog):
     files, _ = small_files
     caplog.set_level(logging.INFO, "slimcli.input")
-    training(files)
-    training(files)
-    input_cache.clear()
-    training(files)
+    owner = DecodedCache()
+    training(files, decoded_cache=owner)
+    training(files, decoded_cache=owner)
+    owner.clear()
+    training(files, decoded_cache=owner)
     assert sum(m.startswith("decoded") for m in cache_log(caplog)) == 2
+    training(files)  # no owner given: the split is this pipeline's alone, nothing kept
+    training(files)
+    assert sum(m.startswith("decoded") for m in cache_log(caplog)) == 4

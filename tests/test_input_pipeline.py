@@ -1,4 +1,4 @@
-"""Tests of slimcli.input_pipeline on tiny TFRecords written here."""
+"""Tests of slimcli.input (records, stream, checks, pipeline) on tiny TFRecords written here."""
 
 from __future__ import annotations
 
@@ -11,14 +11,12 @@ import tensorflow as tf
 
 from slimcli.distribute import mirrored_strategy
 from slimcli.errors import SlimError
-from slimcli.input_pipeline import (
-    PipelineStats,
-    build_input_pipeline,
-    decode_image,
-    parse_example,
-    synthetic_input_pipeline,
-)
+from slimcli.input import stream
+from slimcli.input.checks import PipelineStats
+from slimcli.input.pipeline import build_input_pipeline
+from slimcli.input.records import decode_image, parse_example
 from slimcli.preprocessing import get_preprocessing
+from slimcli.train_data import synthetic_dataset
 
 NAMES = ["inception", "vgg", "cifarnet", "lenet"]
 
@@ -338,14 +336,13 @@ def test_corrupt_records_in_many_blocks_lose_nothing_else(tmp_path, monkeypatch,
     """Records are decoded in blocks; a corrupt one sends its block to the
     record-by-record path: each good record still comes once, in order, and
     each corrupt one is counted once; training (with empty heartbeat blocks) too."""
-    from slimcli import input_pipeline
     if block:
-        monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", block)
-        monkeypatch.setattr(input_pipeline, "_HEARTBEAT_EVERY", heartbeat_every)
+        monkeypatch.setattr(stream, "_DECODE_BLOCK", block)
+        monkeypatch.setattr(stream, "_HEARTBEAT_EVERY", heartbeat_every)
         count, every = 61, 7
     else:
-        blocks = input_pipeline._DECODE_BLOCK * input_pipeline._HEARTBEAT_EVERY
-        count, every = blocks + 3 * input_pipeline._DECODE_BLOCK, 97
+        blocks = stream._DECODE_BLOCK * stream._HEARTBEAT_EVERY
+        count, every = blocks + 3 * stream._DECODE_BLOCK, 97
     files, good, bad = spread_corruption(str(tmp_path / "spread.tfrecord"), count, every)
     stats = PipelineStats(max_log_lines=0)
     dataset = build_input_pipeline(files, get_preprocessing("lenet"), 10, 8, is_training=False,
@@ -366,9 +363,8 @@ def test_corrupt_records_in_many_blocks_lose_nothing_else(tmp_path, monkeypatch,
 
 
 def test_two_iterators_of_one_dataset_keep_their_blocks_apart(tmp_path, monkeypatch):
-    from slimcli import input_pipeline
-    monkeypatch.setattr(input_pipeline, "_DECODE_BLOCK", 4)
-    monkeypatch.setattr(input_pipeline, "_HEARTBEAT_EVERY", 3)
+    monkeypatch.setattr(stream, "_DECODE_BLOCK", 4)
+    monkeypatch.setattr(stream, "_HEARTBEAT_EVERY", 3)
     files, good, _ = spread_corruption(str(tmp_path / "spread.tfrecord"), 45, 6)
     dataset = build_input_pipeline(files, get_preprocessing("lenet"), 5, 8, is_training=False,
                                    skip_corrupt=True, stats=PipelineStats(max_log_lines=0))
@@ -402,6 +398,7 @@ def test_missing_file_is_a_slim_error(tmp_path):
     ({"labels_offset": -1}, "labels_offset=-1"),
     ({"channels": 2}, "channels=2"),
     ({"num_readers": 0}, "num_readers=0"),
+    ({"num_classes": 0}, "num_classes=0"),
     ({"files": []}, "no TFRecord files"),
 ])
 def test_bad_arguments_are_slim_errors(dataset_files, kwargs, match):
@@ -420,17 +417,15 @@ def test_grayscale_records_with_one_channel(tmp_path):
     assert images[0].shape == (1, 28, 28, 1) and labels == [4]
 
 
-def test_synthetic_pipeline():
-    dataset = synthetic_input_pipeline(batch_size=3, image_size=17, num_classes=5, seed=1)
+def test_synthetic_dataset_is_shaped_like_the_pipeline():
+    """Generated data (`--synthetic_data`) comes from `train_data.synthetic_dataset`."""
+    dataset = synthetic_dataset(batch_size=3, image_size=17, num_classes=5, seed=1)
     counts = collections.Counter()
     for images, labels in dataset.take(2):
         assert images.shape == (3, 17, 17, 3) and images.dtype == tf.float32
         assert labels.dtype == tf.int64
-        assert -1.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) < 1.0
         counts.update(labels.numpy().tolist())
     assert set(counts) <= set(range(5))
-    with pytest.raises(SlimError, match="num_classes=0"):
-        synthetic_input_pipeline(3, 17, 0)
 
 
 def test_distribute_datasets_from_function(dataset_files):

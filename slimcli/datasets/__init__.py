@@ -13,7 +13,6 @@ import os
 
 from slimcli.datasets import (cifar10, dataset_utils, flowers, folder, imagenet, mnist,
                               visualwakewords)
-from slimcli.datasets.reader import read_examples
 from slimcli.datasets.shards import STATE_FILENAME
 from slimcli.datasets.spec import DatasetSpec, DatasetSplit, read_descriptor, split_from_spec
 from slimcli.errors import SlimError
@@ -53,5 +52,4 @@ def get_dataset(name: str, split_name: str, dataset_dir: str,
     return split_from_spec(spec, split_name, dataset_dir, file_pattern, descriptor)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "DatasetSplit", "dataset_utils", "get_dataset",
-           "read_examples"]
+__all__ = ["DATASETS", "DatasetSpec", "DatasetSplit", "dataset_utils", "get_dataset"]
