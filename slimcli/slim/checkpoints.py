@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -23,7 +24,8 @@ from slimcli.slim import variables as slim_variables
 __all__ = [
     "resolve_checkpoint_path", "latest_checkpoint", "list_variables", "save_checkpoint",
     "assign_from_checkpoint", "assign_from_checkpoint_fn", "assign_from_values",
-    "assign_from_values_fn", "CheckpointMismatch",
+    "assign_from_values_fn", "CheckpointMismatch", "checkpoint_step", "list_checkpoints",
+    "listed_checkpoints", "remove_stale_temporaries", "set_aside", "adopt_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,12 @@ log = logging.getLogger(__name__)
 class CheckpointMismatch(SlimError):
     """A checkpoint does not fit the variables: lists missing keys and shape mismatches."""
 
-    def __init__(self, message: str, missing: list[str], mismatched: list[tuple]):
+    def __init__(self, message: str, missing: list[str], mismatched: list[tuple],
+                 details: str | None = None):
         super().__init__(message)
         self.missing = missing
         self.mismatched = mismatched
+        self.details = details or message  # the finding alone, for callers naming their fix
 
 
 def latest_checkpoint(directory: str) -> str | None:
@@ -51,6 +55,78 @@ def latest_checkpoint(directory: str) -> str | None:
         tail = p[:-len(".index")].rsplit("-", 1)[-1]
         return int(tail) if tail.isdigit() else -1
     return max(indexes, key=lambda p: (step(p), os.path.getmtime(p)))[:-len(".index")]
+
+
+def checkpoint_step(prefix: str) -> int:
+    """The step of `model.ckpt-<step>` (-1 when the name carries none)."""
+    tail = os.path.basename(prefix).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def listed_checkpoints(directory: str) -> list[str]:
+    """The prefixes the directory's `checkpoint` state file lists, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    return [os.path.join(directory, os.path.basename(p)) for p in paths]
+
+
+def list_checkpoints(directory: str) -> list[str]:
+    """Every complete checkpoint of `directory` (listed or not), newest first.
+
+    A checkpoint is complete when its `.index` exists: the writer renames the
+    index into place last. One written completely by a run killed before it
+    updated the state file is included.
+    """
+    indexes = tf.io.gfile.glob(os.path.join(directory, "*.index"))
+    prefixes = [p[:-len(".index")] for p in indexes]
+    return sorted(prefixes, key=lambda p: (checkpoint_step(p), os.path.getmtime(p + ".index")),
+                  reverse=True)
+
+
+def remove_stale_temporaries(directory: str) -> list[str]:
+    """Removes what killed writers left in `directory`; returns the names removed.
+
+    That is every hidden temporary (`.tmp-*`: staging folders of checkpoints,
+    half-written state files) and the data files of a checkpoint whose index
+    never arrived. Call it only while holding the directory's writer lock
+    (`slim.train_dir.TrainDirLock`): a live writer's temporaries look the same.
+    """
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        orphan = ".data-" in name and not os.path.exists(
+            os.path.join(directory, name.split(".data-")[0] + ".index"))
+        if not (name.startswith(fileio.TEMP_PREFIX) or orphan):
+            continue
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+        removed.append(name)
+    return removed
+
+
+def set_aside(prefix: str, folder: str) -> str:
+    """Moves the files of checkpoint `prefix` into `<its directory>/<folder>/` and unlists it.
+
+    Returns:
+      The new prefix.
+    """
+    directory = os.path.dirname(os.path.abspath(prefix))
+    target = os.path.join(directory, folder)
+    os.makedirs(target, exist_ok=True)
+    for path in tf.io.gfile.glob(prefix + ".*"):
+        os.replace(path, os.path.join(target, os.path.basename(path)))
+    kept = [os.path.basename(p) for p in listed_checkpoints(directory)
+            if tf.io.gfile.exists(p + ".index")]
+    _write_state_file(directory, kept)
+    return os.path.join(target, os.path.basename(prefix))
+
+
+def adopt_checkpoint(prefix: str) -> None:
+    """Lists checkpoint `prefix` as the latest in its directory's state file."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    _update_state_file(directory, os.path.basename(prefix), None)
 
 
 def resolve_checkpoint_path(path: str) -> str:
@@ -138,9 +214,19 @@ def _update_state_file(directory: str, new: str, max_to_keep: int | None,
             for f in tf.io.gfile.glob(os.path.join(directory, old + ".*")):
                 tf.io.gfile.remove(f)
         paths = paths[-max_to_keep:]
-    lines = [f'model_checkpoint_path: "{new}"']
+    _write_state_file(directory, paths)
+
+
+def _write_state_file(directory: str, paths: list[str]) -> None:
+    """The `checkpoint` state file listing `paths` (oldest first; the last is the latest)."""
+    state = os.path.join(directory, "checkpoint")
+    if not paths:
+        if tf.io.gfile.exists(state):
+            tf.io.gfile.remove(state)
+        return
+    lines = [f'model_checkpoint_path: "{paths[-1]}"']
     lines += [f'all_model_checkpoint_paths: "{p}"' for p in paths]
-    fileio.write_file(os.path.join(directory, "checkpoint"), "\n".join(lines) + "\n")
+    fileio.write_file(state, "\n".join(lines) + "\n")
 
 
 def _named_vars(var_list: Any, store: Any) -> dict[str, Any]:
@@ -169,8 +255,9 @@ def _check_fit(named: Mapping[str, Any], shapes: Mapping[str, list], path: str,
                                  f"shape mismatch(es): {lines}", missing, mismatched)
     if missing and not ignore_missing_vars:
         shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise CheckpointMismatch(f"checkpoint {path} lacks {len(missing)} variable(s): {shown}. "
-                                 f"Exclude them or pass ignore_missing_vars=True.", missing, [])
+        details = f"checkpoint {path} lacks {len(missing)} variable(s): {shown}."
+        raise CheckpointMismatch(f"{details} Exclude them or pass ignore_missing_vars=True.",
+                                 missing, [], details)
     for name in missing:
         log.warning("Variable %s missing in checkpoint %s", name, path)
     return {n: v for n, v in named.items() if n in shapes}

@@ -301,6 +301,11 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
           final_fn: Callable[[int], None] | None = None) -> int:
     """Runs `train_step()` until `number_of_steps` (or forever), TF-Slim style.
 
+    The chief holds the writer lock of `logdir` (see `slim.train_dir`) and
+    first removes what killed runs left there. A periodic checkpoint is
+    written one step late, once the loss computed on its weights is known to
+    be finite, so no saved checkpoint holds weights that diverged.
+
     Args:
       train_step: a callable running one step and returning its metrics
         (`total_loss` at least), e.g. `lambda: step(iterator)`.
@@ -326,11 +331,6 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
       progress_bar: force the tqdm bar on or off (default: on a terminal).
       final_fn: `fn(step)` run once `number_of_steps` is reached, before the
         final checkpoint (e.g. recomputing batch-norm statistics).
-
-    The chief holds the writer lock of `logdir` (see `slim.train_dir`) and
-    first removes what killed runs left there. A periodic checkpoint is
-    written one step late, once the loss computed on its weights is known to
-    be finite, so no saved checkpoint holds weights that diverged.
 
     Returns:
       The final global step.
