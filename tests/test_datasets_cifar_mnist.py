@@ -93,6 +93,22 @@ def test_cifar_archive_without_batches(tmp_path, monkeypatch):
     _known(monkeypatch, cifar10.DATA_URL, src / "cifar-10-python.tar.gz")
     with pytest.raises(SlimError, match="has no cifar-10-batches-py/data_batch_1"):
         cifar10.convert(str(tmp_path / "out"), ConvertOptions(mirror=str(src), quiet=True))
+    assert os.listdir(tmp_path / "out") == []  # the rejected archive's extraction is removed
+
+
+def test_cifar_archive_with_a_hostile_batch_leaves_no_extraction(tmp_path, monkeypatch):
+    src = tmp_path / "mirror"
+    src.mkdir()
+    evil = pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [os.getpid]})
+    with tarfile.open(src / "cifar-10-python.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(evil)
+        tar.addfile(info, io.BytesIO(evil))
+    _known(monkeypatch, cifar10.DATA_URL, src / "cifar-10-python.tar.gz")
+    out = tmp_path / "out"
+    with pytest.raises(SlimError, match="global posix.getpid is not allowed"):
+        cifar10.convert(str(out), ConvertOptions(mirror=str(src), quiet=True))
+    assert os.listdir(out) == []
 
 
 def test_mnist_download_and_convert(tmp_path, monkeypatch):

@@ -152,6 +152,21 @@ def test_corrupt_archive_leaves_nothing(tmp_path, monkeypatch):
     assert os.listdir(out) == []
 
 
+def test_archive_rejected_after_extraction_leaves_nothing(tmp_path, monkeypatch):
+    import tarfile
+    src = tmp_path / "mirror"
+    src.mkdir()
+    with tarfile.open(src / "flower_photos.tgz", "w:gz") as tar:  # a valid tar, not flowers
+        info = tarfile.TarInfo("holiday_photos/beach/1.jpg")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"jpg"))
+    pin(monkeypatch, flowers.DATA_URL, src / "flower_photos.tgz")
+    out = tmp_path / "out"
+    with pytest.raises(SlimError, match="has no flower_photos/ folder; it is not the flowers"):
+        flowers.convert(str(out), ConvertOptions(mirror=str(src), quiet=True))
+    assert os.listdir(out) == []
+
+
 def test_validation_count_rules():
     assert flowers.upstream_validation_count(3670) == 350
     assert flowers.upstream_validation_count(5000) == 350

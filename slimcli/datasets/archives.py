@@ -9,6 +9,7 @@ been read; a corrupt or hostile archive leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -16,6 +17,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from typing import Iterator
 
 from slimcli import fileio
 from slimcli.errors import SlimError
@@ -167,3 +169,33 @@ def extract_once(archive: str, sha256: str, target_dir: str) -> tuple[list[str],
     with open(marker, "w", encoding="utf-8") as f:
         f.write("\n".join([sha256, *names]) + "\n")
     return names, marker
+
+
+@contextlib.contextmanager
+def checked_extraction(archive: str, sha256: str,
+                       target_dir: str) -> Iterator[tuple[list[str], str]]:
+    """`extract_once`, for a body that checks what came out of the archive.
+
+    A `SlimError` raised in the body (the archive is not the one expected: a
+    folder or file missing, a batch that does not parse) removes the extracted
+    entries and the marker before it propagates, so nothing of a rejected
+    archive stays in `target_dir`.
+
+    Yields:
+      (top-level names, marker path), as `extract_once` returns.
+    """
+    names, marker = extract_once(archive, sha256, target_dir)
+    try:
+        yield names, marker
+    except SlimError:
+        remove_paths([os.path.join(target_dir, n) for n in names] + [marker])
+        raise
+
+
+def remove_paths(paths: list[str]) -> None:
+    """Deletes files and directory trees (links themselves, not their targets); absent is fine."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.remove(path)

@@ -123,21 +123,10 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
     """
     def prepare() -> ConversionPlan:
         archive = fetch.fetch(DATA_URL, dataset_dir, options.mirror, options.quiet)
-        _, marker = archives.extract_once(archive.path, archive.sha256, dataset_dir)
         batches = os.path.join(dataset_dir, BATCHES_DIR)
-        files = {"train": [f"data_batch_{i + 1}" for i in range(NUM_TRAIN_FILES)],
-                 "test": ["test_batch"]}
-        shards = []
-        for split, names in files.items():
-            items = []
-            for name in names:
-                path = os.path.join(batches, name)
-                if not os.path.isfile(path):
-                    raise SlimError(f"{archive.path} has no {BATCHES_DIR}/{name}; it is not the "
-                                    f"CIFAR-10 python archive. Check --mirror.")
-                images, labels = load_batch(path)
-                items.extend(zip(images, labels))
-            shards.append(Shard(split, os.path.join(dataset_dir, output_name(split)), items))
+        with archives.checked_extraction(archive.path, archive.sha256,
+                                         dataset_dir) as (_, marker):
+            shards = _read_batches(archive.path, batches, dataset_dir)
         return ConversionPlan(
             shards=shards, encode=_encode, item_key=_item_key,
             labels_to_names=dict(enumerate(CLASS_NAMES)), file_pattern="cifar10_%s.tfrecord",
@@ -146,6 +135,24 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
 
     return run_conversion(SPEC, dataset_dir, options, {}, prepare,
                           [output_name("train"), output_name("test")])
+
+
+def _read_batches(archive_path: str, batches: str, dataset_dir: str) -> list[Shard]:
+    """The train and test shards from the extracted batch files."""
+    files = {"train": [f"data_batch_{i + 1}" for i in range(NUM_TRAIN_FILES)],
+             "test": ["test_batch"]}
+    shards = []
+    for split, names in files.items():
+        items = []
+        for name in names:
+            path = os.path.join(batches, name)
+            if not os.path.isfile(path):
+                raise SlimError(f"{archive_path} has no {BATCHES_DIR}/{name}; it is not the "
+                                f"CIFAR-10 python archive. Check --mirror.")
+            images, labels = load_batch(path)
+            items.extend(zip(images, labels))
+        shards.append(Shard(split, os.path.join(dataset_dir, output_name(split)), items))
+    return shards
 
 
 def _item_key(item: tuple[np.ndarray, int]) -> list:

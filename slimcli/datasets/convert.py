@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from typing import Any, Callable, Mapping
 
-from slimcli.datasets import dataset_utils, shards as shards_lib
+from slimcli.datasets import archives, dataset_utils, shards as shards_lib
 from slimcli.datasets.spec import (DESCRIPTOR_FILENAME, DatasetSpec, read_descriptor,
                                    write_descriptor)
 from slimcli.errors import SlimError
@@ -178,7 +177,7 @@ def run_conversion(spec: DatasetSpec, dataset_dir: str, options: ConvertOptions,
                                                                 digest))
     state.remove()
     if not options.keep_archives:
-        _clean_up(plan.cleanup)
+        archives.remove_paths(plan.cleanup)
     _print_summary(spec, dataset_dir, result)
     return ConversionReport(dataset_dir, result.records, result.skipped, False, descriptor_path)
 
@@ -231,14 +230,6 @@ def _descriptor(spec: DatasetSpec, plan: ConversionPlan, result: shards_lib.Writ
         "skipped": [list(s) for s in result.skipped],
         **plan.extra,
     }
-
-
-def _clean_up(paths: list[str]) -> None:
-    for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        elif os.path.lexists(path):
-            os.remove(path)
 
 
 def _print_summary(spec: DatasetSpec, dataset_dir: str, result: shards_lib.WriteResult) -> None:

@@ -60,13 +60,14 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
 
     def prepare() -> ConversionPlan:
         archive = fetch.fetch(DATA_URL, dataset_dir, options.mirror, options.quiet)
-        _, marker = archives.extract_once(archive.path, archive.sha256, dataset_dir)
-        root = os.path.join(dataset_dir, "flower_photos")
-        if not os.path.isdir(root):
-            raise SlimError(f"{archive.path} has no flower_photos/ folder; it is not the "
-                            f"flowers archive. Check --mirror.")
-        return _plan(dataset_dir, root, options, num_shards,
-                     [archive.path] * archive.owned + [root, marker])
+        with archives.checked_extraction(archive.path, archive.sha256,
+                                         dataset_dir) as (_, marker):
+            root = os.path.join(dataset_dir, "flower_photos")
+            if not os.path.isdir(root):
+                raise SlimError(f"{archive.path} has no flower_photos/ folder; it is not the "
+                                f"flowers archive. Check --mirror.")
+            return _plan(dataset_dir, root, options, num_shards,
+                         [archive.path] * archive.owned + [root, marker])
 
     return run_conversion(SPEC, dataset_dir, options, settings, prepare, originals)
 
