@@ -35,7 +35,9 @@ import tensorflow as tf
 
 from slimcli import nets
 from slimcli import fileio
+from slimcli import precision as precision_lib
 from slimcli.errors import SlimError
+from slimcli.precision import PRECISION_HELP
 
 __all__ = ["BenchmarkConfig", "MODES", "KERAS_EQUIVALENTS", "run_benchmark", "format_result",
            "model_flops", "measured_peak_gflops", "keras_model"]
@@ -64,6 +66,7 @@ class BenchmarkConfig:
     clone_on_cpu: bool = False
     mixed_precision: bool = False
     mixed_precision_dtype: str = "float16"
+    precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
     jit_compile: bool = False
     data: str = "synthetic"
     dataset_name: str | None = None
@@ -92,9 +95,17 @@ class BenchmarkConfig:
         if self.compare_synthetic and self.synthetic:
             raise SlimError("--compare_synthetic times real data beside generated data and "
                             "needs --data=DATASET_DIR (converted TFRecords).")
-        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
-            raise SlimError(f"--mixed_precision_dtype={self.mixed_precision_dtype!r}: use "
-                            f"float16 or bfloat16.")
+        precision_lib.effective(self.precision, self.mixed_precision, self.mixed_precision_dtype)
+
+    def resolved(self) -> "BenchmarkConfig":
+        """This config with one concrete `precision` (`auto` resolved, the older flags folded in)."""
+        return dataclasses.replace(self, mixed_precision=False, precision=precision_lib.resolve(
+            self.precision, self.mixed_precision, self.mixed_precision_dtype))
+
+    @property
+    def dtype(self) -> tf.DType:
+        """The compute dtype of a resolved config."""
+        return precision_lib.compute_dtype(self.precision)
 
     @property
     def synthetic(self) -> bool:
@@ -252,8 +263,7 @@ def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
     from slimcli.train import TrainConfig
     values = dict(model_name=config.model_name, batch_size=config.batch_size,
                   train_image_size=config.image_size, num_clones=config.num_clones,
-                  clone_on_cpu=config.clone_on_cpu, mixed_precision=config.mixed_precision,
-                  mixed_precision_dtype=config.mixed_precision_dtype,
+                  clone_on_cpu=config.clone_on_cpu, precision=config.precision,
                   jit_compile=config.jit_compile, seed=0, progress_bar=False, **RMSPROP)
     if synthetic:
         values.update(synthetic_data=True, synthetic_num_classes=num_classes)
@@ -369,9 +379,7 @@ def keras_runner(config: BenchmarkConfig, info: Any, mode: str, num_classes: int
     """
     import keras
     policy = keras.mixed_precision.global_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if config.mixed_precision_dtype == "float16" else "mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(precision_lib.keras_policy(config.precision))
     try:
         with info.strategy.scope():
             model = keras_model(config.model_name, size, channels, num_classes)
@@ -403,7 +411,10 @@ def _machine() -> dict:
     gpus = tf.config.list_physical_devices("GPU")
     device = (tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
               if gpus else f"CPU ({os.cpu_count()} cores visible)")
-    return {"device": device, "tensorflow": tf.__version__, "gpus": len(gpus)}
+    units = precision_lib.detect_matrix_units()
+    return {"device": device, "tensorflow": tf.__version__, "gpus": len(gpus),
+            "matrix_units": str(units), "cpu_flags": list(units.cpu_flags),
+            "gpu_units": [str(gpu) for gpu in units.gpus]}
 
 
 def _timed_mode(config: BenchmarkConfig, info: Any, ours: Runner,
@@ -431,9 +442,10 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     from slimcli.distribute import make_strategy
     from slimcli.nets import nets_factory
     config.validate()
+    config = config.resolved()
     spec = nets_factory.get_net_spec(config.model_name)
     info = info or make_strategy(config.num_clones, config.clone_on_cpu)
-    dtype = tf.as_dtype(config.mixed_precision_dtype) if config.mixed_precision else tf.float32
+    dtype = config.dtype
     num_classes = config.num_classes or spec.zoo_num_classes
     result: dict[str, Any] = {"config": dataclasses.asdict(config), "machine": _machine(),
                               "num_replicas": info.num_replicas}
@@ -448,6 +460,7 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
         result["keras_gflops_per_image"] = side[1] / 1e9
         return {"keras": side[0]}
 
+    float32_config = dataclasses.replace(config, precision="float32")
     data = None
     if "train" in config.modes:
         _reset_device_memory()
@@ -468,6 +481,8 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     if "train" in config.modes:
         def train_others() -> dict[str, Runner]:
             others = keras_side("train")
+            if dtype != tf.float32:
+                others["float32"] = train_runner(float32_config, info, num_classes)[0]
             if config.compare_synthetic:
                 others["synthetic"] = on_synthetic()
             return others
@@ -475,7 +490,14 @@ def run_benchmark(config: BenchmarkConfig, info: Any = None) -> dict:
     if "inference" in config.modes:
         _reset_device_memory()
         ours = inference_runner(config, info, num_classes, size, channels, dtype)
-        result["inference"] = _timed_mode(config, info, ours, lambda: keras_side("inference"))
+
+        def inference_others() -> dict[str, Runner]:
+            others = keras_side("inference")
+            if dtype != tf.float32:
+                others["float32"] = inference_runner(float32_config, info, num_classes, size,
+                                                     channels, tf.float32)
+            return others
+        result["inference"] = _timed_mode(config, info, ours, inference_others)
     if "input" in config.modes:
         result["input"] = bench_input(config, data)
     _add_flops(result, config, num_classes, size, channels, dtype)
@@ -488,32 +510,41 @@ def _add_flops(result: dict, config: BenchmarkConfig, num_classes: int, size: in
                channels: int, dtype: tf.DType) -> None:
     """GFLOPs per image (forward; a training step counts 3x), achieved GFLOP/s, % of peak.
 
-    Keras's rates get the same figures from its twin's own FLOPs.
+    The peak is the matmul rate of the dtype computed in; in reduced precision
+    float32's is measured in the same run too, and the float32 step's share is
+    of that one. Keras's rates get the same figures from its twin's own FLOPs.
     """
     from slimcli.nets import nets_factory
     net = nets_factory.get_network_fn(config.model_name, num_classes, is_training=False)
     gflops = model_flops(lambda x: net(x)[0], [1, size, size, channels]) / 1e9
     peak = measured_peak_gflops(dtype)
-    result.update(gflops_per_image=gflops, machine_peak_gflops=peak)
+    float32_peak = peak if dtype == tf.float32 else measured_peak_gflops(tf.float32)
+    result.update(gflops_per_image=gflops, machine_peak_gflops=peak,
+                  peak_dtype=dtype.name, float32_peak_gflops=float32_peak)
     for mode, factor in (("train", 3), ("inference", 1)):
         ours = result.get(mode) or {}
-        for figures, per_image in ((ours, gflops),
-                                   (ours.get("keras"), result.get("keras_gflops_per_image"))):
+        for figures, per_image, its_peak in (
+                (ours, gflops, peak), (ours.get("float32"), gflops, float32_peak),
+                (ours.get("keras"), result.get("keras_gflops_per_image"), peak)):
             if figures and per_image:
                 achieved = figures["images_per_sec"] * factor * per_image
-                figures.update(gflops_per_sec=achieved, peak_fraction=achieved / peak)
+                figures.update(gflops_per_sec=achieved, peak_fraction=achieved / its_peak)
 
 
 def format_result(result: dict) -> str:
     """The human-readable report slim-benchmark prints."""
     cfg = result["config"]
+    dtype = result.get("peak_dtype", "float32")
     lines = [f"{result['model_name']} at {result['image_size']}x{result['image_size']}, batch "
-             f"{cfg['batch_size']} x {result['num_replicas']} replica(s), "
-             f"{'mixed ' + cfg['mixed_precision_dtype'] if cfg['mixed_precision'] else 'float32'}"
+             f"{cfg['batch_size']} x {result['num_replicas']} replica(s), {cfg['precision']}"
              f"{', XLA' if cfg['jit_compile'] else ''}, data {cfg['data']}; "
              f"{result['machine']['device']}, TensorFlow {result['machine']['tensorflow']}",
+             f"matrix units: {result['machine'].get('matrix_units', 'unknown')}",
              f"model: {result['gflops_per_image']:.3f} GFLOPs per image (forward); machine "
-             f"peak {result['machine_peak_gflops']:.0f} GFLOP/s (measured matmul)"]
+             f"peak {result['machine_peak_gflops']:.0f} GFLOP/s in {dtype} (measured matmul)"
+             + ("" if dtype == "float32" else
+                f", {result['float32_peak_gflops']:.0f} in float32 = "
+                f"{result['machine_peak_gflops'] / result['float32_peak_gflops']:.2f}x")]
     for mode in ("train", "inference", "input"):
         if mode not in result:
             continue
@@ -534,6 +565,12 @@ def format_result(result: dict) -> str:
             lines.append(f"{'':9s} keras 3 {'fit' if mode == 'train' else 'predict'}: "
                          f"{k['images_per_sec']:.1f} images/sec (min {k['min']:.1f}, max "
                          f"{k['max']:.1f}){share}; slimcli / keras = {r['ratio_to_keras']:.2f}")
+        if "float32" in r:
+            k = r["float32"]
+            lines.append(f"{'':9s} same step in float32: {k['images_per_sec']:.1f} images/sec "
+                         f"({100 * k['peak_fraction']:.0f}% of the float32 peak); {dtype} gain "
+                         f"over float32 = {r['ratio_to_float32']:.2f}x at "
+                         f"{100 * r['peak_fraction']:.0f}% of the {dtype} peak")
         if "synthetic" in r:
             k = r["synthetic"]
             lines.append(f"{'':9s} same step on synthetic data: {k['images_per_sec']:.1f} "

@@ -23,8 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from slimcli import datasets, fileio, nets, slim
+from slimcli import precision as precision_lib
 from slimcli.distribute import local_strategy
 from slimcli.errors import SlimError
+from slimcli.precision import PRECISION_HELP
 from slimcli.slim import evaluation, metrics
 from slimcli.slim.checkpoints import CheckpointMismatch
 
@@ -60,6 +62,7 @@ class EvalConfig:
     confusion_matrix: bool = True
     progress: bool = True
     skip_corrupt: bool = False
+    precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
 
     def validate(self) -> None:
         if not self.dataset_dir:
@@ -71,6 +74,7 @@ class EvalConfig:
             raise SlimError(f"--max_num_batches must be >= 1. Received: {self.max_num_batches}")
         if self.num_clones < 1:
             raise SlimError(f"--num_clones must be >= 1. Received: --num_clones={self.num_clones}")
+        precision_lib.validate(self.precision)
 
 
 def _restore_names(net: nets.NetworkFn, reader: Any, use_ema: bool) -> dict[str, tf.Variable]:
@@ -140,10 +144,11 @@ def _metric_map(num_classes: int, with_confusion: bool) -> metrics.MetricMap:
 
 
 def make_eval_step(net: nets.NetworkFn, metric_map: metrics.MetricMap, num_classes: int,
-                   strategy: tf.distribute.Strategy):
-    """A tf.function that runs the net on a batch and updates every metric."""
+                   strategy: tf.distribute.Strategy, dtype: tf.DType = tf.float32):
+    """A tf.function that runs the net on a batch (computing in `dtype`) and updates every
+    metric (in float32)."""
     def forward(images):
-        logits, _ = net(images, is_training=False)
+        logits, _ = net(tf.cast(images, dtype), is_training=False)
         return tf.reshape(tf.cast(logits, tf.float32), [-1, num_classes])
 
     def replica_step(images, labels):
@@ -236,14 +241,15 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
     spec = nets.get_net_spec(config.model_name)
     image_size = config.eval_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3
+    dtype = precision_lib.compute_dtype(precision_lib.resolve(config.precision))
     with strategy.scope():
         net = nets.get_network_fn(config.model_name, num_classes, is_training=False)
-        net.build([None, image_size, image_size, channels])
+        net.build([None, image_size, image_size, channels], dtype=dtype)
         metric_map = _metric_map(num_classes, config.confusion_matrix)
     from slimcli.input import PipelineStats
     stats = PipelineStats() if config.skip_corrupt else None
     dataset = _build_dataset(config, split, image_size, strategy, stats)
-    step = make_eval_step(net, metric_map, num_classes, strategy)
+    step = make_eval_step(net, metric_map, num_classes, strategy, dtype)
     restore = make_restore_fn(net, config)
     num_batches = config.max_num_batches or math.ceil(split.num_samples / config.batch_size)
     progress = _progress_bar(num_batches) if config.progress else None

@@ -22,9 +22,11 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from slimcli import fileio, optimization, slim
+from slimcli import precision as precision_lib
 from slimcli.distribute import StrategyInfo, make_strategy
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
+from slimcli.precision import PRECISION_HELP
 from slimcli.slim import learning, summaries
 from slimcli.slim.moving_averages import ExponentialMovingAverage
 from slimcli.train_data import TrainData, make_train_data
@@ -94,6 +96,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     mixed_precision: bool = False
     mixed_precision_dtype: str = "float16"
+    precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
     jit_compile: bool = False
     seed: int | None = None
     clip_gradient_norm: float = 0.0
@@ -130,9 +133,7 @@ class TrainConfig:
             raise SlimError(f"--batch_size must be at least 1; got {self.batch_size}.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise SlimError(f"--label_smoothing must be in [0, 1); got {self.label_smoothing}.")
-        if self.mixed_precision_dtype not in ("float16", "bfloat16"):
-            raise SlimError(f"--mixed_precision_dtype must be float16 or bfloat16; got "
-                            f"{self.mixed_precision_dtype!r}.")
+        precision_lib.effective(self.precision, self.mixed_precision, self.mixed_precision_dtype)
         if self.decoded_cache_mb < 0:
             raise SlimError(f"--decoded_cache_mb must be >= 0 (0 always streams the records); "
                             f"got {self.decoded_cache_mb}.")
@@ -142,9 +143,16 @@ class TrainConfig:
         optimization.OPTIMIZERS.get(self.optimizer)
         optimization.LEARNING_RATE_POLICIES.get(self.learning_rate_decay_type)
 
+    def resolved(self) -> "TrainConfig":
+        """This config with `precision` made concrete (`auto` resolved and logged once)."""
+        return dataclasses.replace(self, precision=precision_lib.resolve(
+            self.precision, self.mixed_precision, self.mixed_precision_dtype))
+
     @property
     def compute_dtype(self) -> tf.DType:
-        return tf.as_dtype(self.mixed_precision_dtype) if self.mixed_precision else tf.float32
+        """The activations' dtype (call `resolved()` first where `precision` may be auto)."""
+        return precision_lib.compute_dtype(precision_lib.resolve(
+            self.precision, self.mixed_precision, self.mixed_precision_dtype))
 
 
 def _scopes(text: str | None) -> list[str]:
@@ -300,6 +308,7 @@ def setup_training(config: TrainConfig, info: StrategyInfo) -> TrainingRun:
     Raises:
       SlimError: unknown net or dataset, bad settings.
     """
+    config = config.resolved()
     if config.seed is not None:
         tf.random.set_seed(config.seed)
     data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
@@ -325,6 +334,7 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
         `TrainingDiverged` when the loss becomes NaN/Inf.
     """
     config.validate()
+    config = config.resolved()
     if config.master:
         log.info("--master=%s is ignored: TensorFlow 2 has no session master; "
                  "use TF_CONFIG or --worker_hosts for several machines.", config.master)
@@ -340,18 +350,15 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
         to_save.update(ema.variables_by_name())
     iterator = run.iterator()
     summary_fn = _histograms(network_fn, info, data.sample_images() if info.is_chief else None)
-    if config.mixed_precision and config.mixed_precision_dtype == "float16" and \
-            not tf.config.list_logical_devices("GPU"):
-        log.warning("--mixed_precision with float16 is very slow on CPUs (emulated); "
-                    "use --mixed_precision_dtype=bfloat16 there.")
+    if config.compute_dtype == tf.float16 and not tf.config.list_logical_devices("GPU"):
+        log.warning("float16 is very slow on CPUs (emulated); use --precision=bfloat16 there.")
     try:
         final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save)
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
-        if config.mixed_precision and "OpKernel" in str(e):
-            raise SlimError(f"{config.model_name} uses an op with no {config.mixed_precision_dtype}"
+        if config.compute_dtype != tf.float32 and "OpKernel" in str(e):
+            raise SlimError(f"{config.model_name} uses an op with no {config.compute_dtype.name}"
                             f" kernel on this device ({e.message.splitlines()[0]}); train it "
-                            f"without --mixed_precision or with another "
-                            f"--mixed_precision_dtype.") from None
+                            f"with --precision=float32 or another --precision.") from None
         raise
     _log_fingerprint(network_fn, info, final)
     return final
@@ -383,7 +390,7 @@ def _make_step(config: TrainConfig, network_fn: Any,
         ema = ExponentialMovingAverage(config.moving_average_decay,
                                        network_fn.variables_dict(slim.variables.MODEL_VARIABLES),
                                        num_updates=global_step)
-    float16 = config.mixed_precision and config.mixed_precision_dtype == "float16"
+    float16 = config.compute_dtype == tf.float16
     step = learning.create_train_op(
         _loss_fn(network_fn, config, data.num_classes), optimizer, network_fn,
         learning_rate=_schedule(config, data), global_step=global_step,

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from slimcli import benchmark
+from slimcli import benchmark, precision
 from slimcli.benchmark import BenchmarkConfig, run_benchmark
 from slimcli.cli import benchmark as benchmark_cli
 from slimcli.cli import download as download_cli
@@ -134,8 +134,59 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     assert "lenet" in capsys.readouterr().err
     assert _cli(["--model_name=lenet", f"--data={tmp_path / 'none'}"]) == 2
     assert "is neither 'synthetic' nor a directory" in capsys.readouterr().err
-    with pytest.raises(SlimError, match="float16 or bfloat16"):
+    with pytest.raises(SlimError, match="'int8' is not one of float16, bfloat16"):
         BenchmarkConfig(mixed_precision_dtype="int8").validate()
+    assert _cli(["--model_name=lenet", "--precision=fp8"]) == 2
+    assert "--precision='fp8' is not one of float32, bfloat16, float16, auto" in \
+        capsys.readouterr().err
+
+
+def test_bfloat16_run_times_float32_beside_it_and_prints_the_whole_picture(capsys):
+    assert _cli(["--model_name=lenet", "--batch_size=4", "--precision=bfloat16",
+                 "--compare_keras", "--warmup_steps=1", "--steps=2", "--repeats=2",
+                 "--min_run_seconds=0"]) == 0
+    text = capsys.readouterr().out
+    units = precision.describe_units()
+    assert f"matrix units: {units}" in text and "CPU flags" in units  # no GPU here
+    assert "lenet at 28x28, batch 4 x 1 replica(s), bfloat16" in text
+    assert "GFLOP/s in bfloat16 (measured matmul), " in text and " in float32 = " in text
+    for mode in ("train", "inference"):
+        line = next(t for t in text.splitlines() if t.startswith(mode))
+        after = text.splitlines()[text.splitlines().index(line) + 1:]
+        gain = next(t for t in after if "same step in float32:" in t)
+        assert "bfloat16 gain over float32 = " in gain and "% of the bfloat16 peak" in gain
+
+
+def test_reduced_precision_figures_pair_float32_and_keras_runs_the_same_policy(monkeypatch):
+    policies = []
+    original = benchmark.keras_model
+
+    def spy(*args):
+        import keras
+        policies.append(keras.mixed_precision.global_policy().name)
+        return original(*args)
+    monkeypatch.setattr(benchmark, "keras_model", spy)
+    result = run_benchmark(BenchmarkConfig(model_name="lenet", mode="all", batch_size=4,
+                                           mixed_precision=True, mixed_precision_dtype="bfloat16",
+                                           compare_keras=True, **TINY))
+    assert policies == ["mixed_bfloat16", "mixed_bfloat16"]  # fit and predict
+    assert result["config"]["precision"] == "bfloat16" and result["peak_dtype"] == "bfloat16"
+    assert result["float32_peak_gflops"] > 0 and result["machine_peak_gflops"] > 0
+    assert result["machine"]["cpu_flags"] == list(precision.detect_matrix_units().cpu_flags)
+    for mode in ("train", "inference"):
+        figures, f32 = result[mode], result[mode]["float32"]
+        assert f32["images_per_sec"] > 0 and len(f32["rates"]) == 2
+        assert figures["ratio_to_float32"] == pytest.approx(float(np.median(
+            [a / b for a, b in zip(figures["rates"], f32["rates"])])))
+        assert f32["peak_fraction"] == pytest.approx(
+            f32["gflops_per_sec"] / result["float32_peak_gflops"])
+        assert figures["peak_fraction"] == pytest.approx(
+            figures["gflops_per_sec"] / result["machine_peak_gflops"])
+    # float32 itself: no second float32 run, one peak.
+    plain = run_benchmark(BenchmarkConfig(model_name="lenet", mode="inference", batch_size=2,
+                                          **TINY))
+    assert "float32" not in plain["inference"]
+    assert plain["float32_peak_gflops"] == plain["machine_peak_gflops"]
 
 
 def test_time_steps_arithmetic(monkeypatch):

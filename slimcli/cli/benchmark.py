@@ -12,6 +12,7 @@ import sys
 from absl import flags
 
 from slimcli.cli.base import run_cli
+from slimcli.precision import PRECISION_HELP
 
 DESCRIPTION = """How fast a net trains and infers here (images/sec, step time, memory,
 FLOPs), beside Keras 3 with --compare_keras.
@@ -35,6 +36,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("mixed_precision", False, "Compute in --mixed_precision_dtype.", **d)
     flags.DEFINE_string("mixed_precision_dtype", "float16", "float16 (loss scaling) or "
                         "bfloat16.", **d)
+    flags.DEFINE_string("precision", "float32", PRECISION_HELP, **d)
     flags.DEFINE_bool("jit_compile", False, "Compile the steps with XLA.", **d)
     flags.DEFINE_string("data", "synthetic", "synthetic (generated images), or a dataset_dir of "
                         "converted TFRecords (read through the real input pipeline).", **d)

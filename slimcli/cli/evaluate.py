@@ -12,6 +12,7 @@ from absl import flags
 
 from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
+from slimcli.precision import PRECISION_HELP
 
 DESCRIPTION = ("Evaluate a checkpoint on a dataset split: eval/Accuracy, eval/Recall_5, loss, "
                "per-class accuracy and a confusion matrix; --eval_loop evaluates each new "
@@ -54,6 +55,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_bool("skip_corrupt", False, "Skip corrupt records (each logged and counted "
                       "in the results) instead of failing on the first.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar (on a terminal).", **d)
+    flags.DEFINE_string("precision", "float32", PRECISION_HELP, **d)
 
 
 def main(fv: flags.FlagValues) -> int:

@@ -11,6 +11,7 @@ import sys
 from absl import flags
 
 from slimcli.cli.base import run_cli
+from slimcli.precision import PRECISION_HELP
 
 DESCRIPTION = """Train or fine-tune a net of the nets factory.
 
@@ -79,6 +80,7 @@ FLAG_TABLE = (
     (_F, "warmup_epochs", 0.0, "Linear learning-rate warm-up length in epochs."),
     (_B, "mixed_precision", False, "Compute in --mixed_precision_dtype, keep float32 variables."),
     (_S, "mixed_precision_dtype", "float16", "float16 (with loss scaling) or bfloat16."),
+    (_S, "precision", "float32", PRECISION_HELP),
     (_B, "jit_compile", False, "Compile the forward and backward pass with XLA."),
     (_I, "seed", None, "Random seed of initialization and input order."),
     (_F, "clip_gradient_norm", 0.0, "Clip each gradient to this norm (0 = off)."),

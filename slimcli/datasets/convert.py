@@ -13,10 +13,13 @@ import dataclasses
 import os
 from typing import Any, Callable, Mapping
 
+import tensorflow as tf
+
 from slimcli.datasets import archives, dataset_utils, shards as shards_lib
 from slimcli.datasets.spec import (DESCRIPTOR_FILENAME, DatasetSpec, read_descriptor,
                                    write_descriptor)
 from slimcli.errors import SlimError
+from slimcli.slim import train_dir
 
 
 def default_num_threads() -> int:
@@ -150,8 +153,23 @@ def run_conversion(spec: DatasetSpec, dataset_dir: str, options: ConvertOptions,
 
     Raises:
       SlimError: `dataset_dir` holds another dataset or the same one made with
-        other settings, or any input problem from `prepare`.
+        other settings, any input problem from `prepare`, or the file system
+        refused a write (read-only, no space left, a file in the way): what
+        was written stays unpublished (no dataset.json), so a rerun resumes.
     """
+    if os.path.lexists(dataset_dir) and not os.path.isdir(dataset_dir):
+        raise SlimError(f"--dataset_dir={dataset_dir} is a file, not a directory: pass a "
+                        f"directory (it is created if missing) or move the file away.")
+    try:
+        return _convert(spec, dataset_dir, options, settings, prepare, original_outputs)
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as e:
+        path = getattr(e, "filename", None) or dataset_dir
+        raise train_dir.dir_error(path, e, flag="--dataset_dir") from None
+
+
+def _convert(spec: DatasetSpec, dataset_dir: str, options: ConvertOptions, settings: dict,
+             prepare: Callable[[], ConversionPlan],
+             original_outputs: list[str]) -> ConversionReport:
     os.makedirs(dataset_dir, exist_ok=True)
     existing = _existing_conversion(spec, dataset_dir, settings, original_outputs)
     if existing is not None:

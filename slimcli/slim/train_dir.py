@@ -42,20 +42,24 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def dir_error(path: str, error: BaseException, doing: str = "write to") -> SlimError:
-    """The one-line error for an OS or TensorFlow file error on `path` (`doing` it)."""
+def dir_error(path: str, error: BaseException, doing: str = "write to",
+              flag: str = "--train_dir") -> SlimError:
+    """The one-line error for an OS or TensorFlow file error on `path` (`doing` it).
+
+    `flag` is the flag the user passed the directory with (slim-download: `--dataset_dir`).
+    """
     code = getattr(error, "errno", None)
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     if code == errno.ENOSPC or isinstance(error, tf.errors.ResourceExhaustedError):
         return SlimError(f"no space left on the device of {path} ({text}): free some space or "
-                         f"choose another --train_dir; nothing was half-written.")
+                         f"choose another {flag}; nothing was half-written.")
     if code in (errno.EACCES, errno.EPERM, errno.EROFS) or \
             isinstance(error, (PermissionError, tf.errors.PermissionDeniedError)):
         return SlimError(f"cannot {doing} {path}: permission denied or read-only file system "
-                         f"({text}); choose a writable --train_dir or fix its permissions.")
+                         f"({text}); choose a writable {flag} or fix its permissions.")
     if code in (errno.ENOTDIR, errno.EEXIST) or isinstance(error, NotADirectoryError):
         return SlimError(f"cannot {doing} {path}: a path component is a file, not a directory "
-                         f"({text}); pass a directory for --train_dir.")
+                         f"({text}); pass a directory for {flag}.")
     return SlimError(f"cannot {doing} {path} ({text}); check the path and its file system.")
 
 
