@@ -129,7 +129,8 @@ def pipeline_error_message(error: BaseException) -> str | None:
     if start < 0:
         return None
     line = message[start + len(_ERROR_TAG):].split("\n", 1)[0]
-    return line[:line.rfind("]")] if "]" in line else line
+    line = line[:line.rfind("]")] if "]" in line else line
+    return line.replace("\\'", "'")  # the assertion's text escapes quotes
 
 
 def fail(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Tensor:
