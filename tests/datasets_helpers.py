@@ -112,6 +112,17 @@ def write_sidecar(path: str) -> None:
         f.write(f"{sha256(path)}  {os.path.basename(path)}\n")
 
 
+def pin(monkeypatch, url: str, path) -> None:
+    """Pins `url` to the digest of the file at `path`, as KNOWN_ARCHIVES pins real archives.
+
+    A mirror's .sha256 file never overrides a pin, so a test that serves its own
+    archive under an upstream URL pins that archive instead.
+    """
+    from slimcli.datasets import fetch
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, url, fetch.KnownArchive(
+        os.path.getsize(path), sha256(path), "the test"))
+
+
 # ----------------------------------------------------------------- flowers
 FLOWER_CLASSES = ["daisy", "roses", "tulips"]
 
@@ -322,21 +333,6 @@ def _cmyk_jpeg() -> bytes:
 def _write_lines(root: str, name: str, lines) -> None:
     with open(os.path.join(root, name), "w") as f:
         f.write("\n".join(lines) + "\n")
-
-
-# ----------------------------------------------------------------- records
-def read_examples(files) -> list[dict[str, list]]:
-    """Every record of `files`, in file order, as {key: list of values} (bytes, ints, floats)."""
-    import tensorflow as tf
-
-    parsed = []
-    for path in files:
-        for record in tf.data.TFRecordDataset(path):
-            example = tf.train.Example.FromString(record.numpy())
-            parsed.append({key: list(getattr(feature, feature.WhichOneof("kind")).value)
-                           if feature.WhichOneof("kind") else []
-                           for key, feature in example.features.feature.items()})
-    return parsed
 
 
 # ----------------------------------------------------------------- records
