@@ -126,7 +126,6 @@ def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size:
     dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
                                    is_training=False, labels_offset=config.labels_offset,
                                    num_classes=split.num_classes - config.labels_offset,
-                                   num_classes=split.num_classes - config.labels_offset,
                                    num_parallel_calls=config.num_preprocessing_threads,
                                    channels=1 if config.use_grayscale else 3,
                                    skip_corrupt=config.skip_corrupt, stats=stats)
