@@ -18,6 +18,7 @@ import logging
 
 import tensorflow as tf
 
+from slimcli.config import option
 from slimcli.datasets import DATASETS, get_dataset
 from slimcli.errors import SlimError
 from slimcli.freeze import freeze_graph_def, write_graph_def
@@ -31,44 +32,40 @@ TFLITE_QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 
 @dataclasses.dataclass
 class ExportConfig:
-    """The settings of `slim-export` (the original export_inference_graph flags, plus more).
+    """The settings of `slim-export`: the original export_inference_graph flags, then more.
 
-    Attributes:
-      model_name: the net (`slim-export --help` lists them).
-      is_training: export the training-mode graph (batch norm on batch statistics, dropout).
-      image_size: input height and width; None → the net's default size.
-      batch_size: the placeholder's batch dimension; None → dynamic.
-      dataset_name: sets the number of classes (imagenet: 1001).
-      num_classes: overrides the dataset's number of classes.
-      labels_offset: classes dropped from the dataset's count (1 for 1000-class
-        VGG / ResNet-v1 checkpoints on 1001-class ImageNet).
-      output_file: where the GraphDef goes.
-      write_text_graphdef: write the GraphDef as text (pbtxt).
-      use_grayscale: a 1-channel input.
-      dataset_dir: the dataset's TFRecords (int8 TFLite calibration).
-      checkpoint_path: freeze the graph with this checkpoint (output_file gets
-        the frozen graph); needed for the SavedModel and TFLite exports.
-      saved_model_dir: also write a SavedModel here.
-      tflite_file: also write a TFLite flatbuffer here.
-      tflite_quantize: none, float16, dynamic or int8.
-      calibration_steps: images drawn from dataset_dir for int8 calibration.
+    Field names are the flag names; each field's help is its flag's `--help` text.
     """
-    model_name: str = "inception_v3"
-    is_training: bool = False
-    image_size: int | None = None
-    batch_size: int | None = None
-    dataset_name: str = "imagenet"
-    num_classes: int | None = None
-    labels_offset: int = 0
-    output_file: str = ""
-    write_text_graphdef: bool = False
-    use_grayscale: bool = False
-    dataset_dir: str = ""
-    checkpoint_path: str = ""
-    saved_model_dir: str = ""
-    tflite_file: str = ""
-    tflite_quantize: str = "none"
-    calibration_steps: int = 20
+    model_name: str = option("inception_v3", "The name of the net to export.")
+    is_training: bool = option(False, "Export the training-mode graph.")
+    image_size: int | None = option(None, "Input height and width; default: the net's size.")
+    batch_size: int | None = option(None, "Batch size of the input; default: dynamic.")
+    dataset_name: str = option("imagenet", "The dataset, for its number of classes.")
+    labels_offset: int = option(0, "Classes dropped from the dataset's count (1 for 1000-class "
+                                   "checkpoints on ImageNet's 1001).")
+    output_file: str = option("", "Where to write the GraphDef.")
+    dataset_dir: str = option("", "The dataset's TFRecords (int8 TFLite calibration).")
+    write_text_graphdef: bool = option(False, "Write the GraphDef as text (pbtxt).")
+    use_grayscale: bool = option(False, "A 1-channel (grayscale) input.")
+    num_classes: int | None = option(None, "Overrides the dataset's number of classes.")
+    checkpoint_path: str = option("", "Freeze with this checkpoint (prefix or directory): "
+                                      "--output_file gets the frozen graph.")
+    saved_model_dir: str = option("", "Also write a SavedModel (needs --checkpoint_path).")
+    tflite_file: str = option("", "Also write a TFLite model (needs --checkpoint_path).")
+    tflite_quantize: str = option("none", "TFLite quantization; int8 is calibrated on "
+                                          "--dataset_dir.", choices=TFLITE_QUANTIZE_MODES)
+    calibration_steps: int = option(20, "Images from --dataset_dir for int8 calibration.")
+
+    def validate(self) -> None:
+        """Raises SlimError naming a bad value and the fix."""
+        if self.tflite_quantize not in TFLITE_QUANTIZE_MODES:
+            raise SlimError(f"--tflite_quantize={self.tflite_quantize!r} is not one of "
+                            f"{', '.join(TFLITE_QUANTIZE_MODES)}.")
+        if self.calibration_steps < 1:
+            raise SlimError(f"--calibration_steps must be >= 1. Received: "
+                            f"--calibration_steps={self.calibration_steps}")
+        if not self.output_file and not (self.saved_model_dir or self.tflite_file):
+            raise SlimError("--output_file is required: where to write the inference GraphDef.")
 
     @property
     def channels(self) -> int:
@@ -229,8 +226,7 @@ def export(config: ExportConfig) -> ExportedGraph:
     Raises:
       SlimError: a flag is missing or wrong (the message names it).
     """
-    if not config.output_file and not (config.saved_model_dir or config.tflite_file):
-        raise SlimError("--output_file is required: where to write the inference GraphDef.")
+    config.validate()
     exported = build_inference_graph(config)
     if config.checkpoint_path:
         exported.graph_def = freeze_graph_def(exported.graph_def, config.checkpoint_path,

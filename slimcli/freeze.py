@@ -24,6 +24,7 @@ import tensorflow as tf
 from google.protobuf import message, text_format
 
 from slimcli import fileio
+from slimcli.config import option
 from slimcli.errors import SlimError
 from slimcli.slim.checkpoints import resolve_checkpoint_path
 
@@ -35,20 +36,54 @@ _OUTPUT_NAME = re.compile(r"(predictions|softmax|logits|probabilities|Reshape_1$
 _OUTPUT_OPS = frozenset({"Softmax", "Sigmoid", "ArgMax", "TopKV2"})
 
 
+_UNUSED = "Accepted for compatibility; unused."
+
+
 @dataclasses.dataclass
 class FreezeConfig:
-    """The settings of `slim-freeze` (TensorFlow freeze_graph's flags)."""
-    input_graph: str = ""
-    input_binary: bool = False
-    input_checkpoint: str = ""
-    output_graph: str = ""
-    output_node_names: str = ""
-    clear_devices: bool = True
-    initializer_nodes: str = ""
-    variable_names_whitelist: str = ""
-    variable_names_blacklist: str = ""
-    input_saved_model_dir: str = ""
-    saved_model_tags: str = "serve"
+    """The settings of `slim-freeze`: TensorFlow freeze_graph's flags.
+
+    `input_saver`, `restore_op_name`, `filename_tensor_name`, `input_meta_graph` and
+    `checkpoint_version` are accepted and unused (the checkpoint is read by variable name).
+    """
+    input_graph: str = option("", "The GraphDef file to freeze.")
+    input_saver: str = option("", _UNUSED)
+    input_checkpoint: str = option("", "Checkpoint prefix (or directory) with the values.")
+    checkpoint_version: int = option(2, "Accepted for compatibility (V1 and V2 checkpoints are "
+                                        "both read).")
+    output_graph: str = option("", "Where to write the frozen GraphDef (binary).")
+    input_binary: bool = option(False, "Whether --input_graph is binary (the other format is "
+                                       "tried too).")
+    output_node_names: str = option("", "Comma-separated output node names.")
+    restore_op_name: str = option("save/restore_all", _UNUSED)
+    filename_tensor_name: str = option("save/Const:0", _UNUSED)
+    clear_devices: bool = option(True, "Remove device placements.")
+    initializer_nodes: str = option("", "Comma-separated nodes kept next to the outputs.")
+    variable_names_whitelist: str = option("", "Only these variables become constants.")
+    variable_names_blacklist: str = option("", "These variables stay variables.")
+    variable_names_denylist: str = option("", "Newer TensorFlow's name for "
+                                              "--variable_names_blacklist.")
+    input_meta_graph: str = option("", _UNUSED)
+    input_saved_model_dir: str = option("", "Freeze this SavedModel instead of --input_graph.")
+    saved_model_tags: str = option("serve", "Tags of the SavedModel's MetaGraph, "
+                                            "comma-separated.")
+
+    @property
+    def denied_variable_names(self) -> str:
+        """--variable_names_blacklist and --variable_names_denylist together."""
+        return ",".join(v for v in (self.variable_names_blacklist,
+                                    self.variable_names_denylist) if v)
+
+    def validate(self) -> None:
+        """Logs the accepted-but-unused settings that were set; raises SlimError on a bad one."""
+        for field in dataclasses.fields(self):
+            unused = field.metadata.get("help") == _UNUSED
+            if unused and getattr(self, field.name) != field.default:
+                log.info("--%s is accepted for compatibility and not used.", field.name)
+        if self.checkpoint_version not in (1, 2):
+            raise SlimError(f"--checkpoint_version={self.checkpoint_version} must be 1 or 2.")
+        if not self.output_graph:
+            raise SlimError("--output_graph is required: where to write the frozen GraphDef.")
 
 
 def _split(names: str | Sequence[str] | None) -> list[str]:
@@ -307,8 +342,7 @@ def freeze(config: FreezeConfig) -> str:
     Raises:
       SlimError: a flag is missing or wrong (the message names it).
     """
-    if not config.output_graph:
-        raise SlimError("--output_graph is required: where to write the frozen GraphDef.")
+    config.validate()
     if config.input_saved_model_dir:
         frozen = freeze_saved_model(config.input_saved_model_dir, config.saved_model_tags,
                                     config.output_node_names, config.clear_devices)
@@ -323,7 +357,7 @@ def freeze(config: FreezeConfig) -> str:
         frozen = freeze_graph_def(graph_def, config.input_checkpoint, config.output_node_names,
                                   config.clear_devices, config.initializer_nodes,
                                   config.variable_names_whitelist,
-                                  config.variable_names_blacklist)
+                                  config.denied_variable_names)
     write_graph_def(frozen, config.output_graph)
     log.info("wrote %s (%d nodes)", config.output_graph, len(frozen.node))
     return config.output_graph

@@ -169,4 +169,5 @@ SPEC = DatasetSpec(
                            "label": "A single integer between 0 and 9"},
     convert=convert,
     description="CIFAR-10 from cifar-10-python.tar.gz (50,000 train / 10,000 test).",
+    download_options=("mirror",),
 )

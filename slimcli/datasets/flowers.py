@@ -18,7 +18,7 @@ from slimcli.datasets import archives, fetch, image_tree
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       run_conversion)
 from slimcli.datasets.shards import contiguous_shards
-from slimcli.datasets.spec import DatasetSpec
+from slimcli.datasets.spec import SHARD_OPTIONS, VALIDATION_SPLIT_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
 DATA_URL = "http://download.tensorflow.org/example_images/flower_photos.tgz"
@@ -108,4 +108,5 @@ SPEC = DatasetSpec(
                            "label": "A single integer between 0 and 4"},
     convert=convert,
     description="5 flower classes from flower_photos.tgz (3,320 train / 350 validation).",
+    download_options=(*VALIDATION_SPLIT_OPTIONS, *SHARD_OPTIONS, "mirror"),
 )

@@ -22,7 +22,7 @@ from slimcli.datasets import image_tree
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       run_conversion)
 from slimcli.datasets.shards import contiguous_shards, fingerprint
-from slimcli.datasets.spec import DatasetSpec
+from slimcli.datasets.spec import SHARD_OPTIONS, VALIDATION_SPLIT_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -115,4 +115,5 @@ SPEC = DatasetSpec(
                            "label": "A single integer: the class folder's index in sorted order"},
     convert=convert,
     description="Your own images: --image_dir=DIR with one sub-folder per class.",
+    download_options=(*VALIDATION_SPLIT_OPTIONS, *SHARD_OPTIONS, "image_dir"),
 )

@@ -21,6 +21,7 @@ left out (e.g. validation only, for evaluating zoo checkpoints).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 
@@ -28,7 +29,7 @@ from slimcli.datasets import dataset_utils as du, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       ImagenetOptions, run_conversion)
 from slimcli.datasets.shards import SkipItem, nested_linspace_shards
-from slimcli.datasets.spec import DatasetSpec
+from slimcli.datasets.spec import SHARD_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
 SPLITS = {"train": 1024, "validation": 128}
@@ -229,4 +230,6 @@ SPEC = DatasetSpec(
                            "object/label": "A list of labels, one per each object."},
     convert=convert,
     description="ImageNet 2012 from a local raw copy (1,281,167 train / 50,000 validation).",
+    download_options=(*SHARD_OPTIONS, "image_dir",
+                      *(f.name for f in dataclasses.fields(ImagenetOptions))),
 )

@@ -140,4 +140,5 @@ SPEC = DatasetSpec(
                            "label": "A single integer between 0 and 9"},
     convert=convert,
     description="MNIST digits from the four idx .gz files (60,000 train / 10,000 test).",
+    download_options=("mirror",),
 )

@@ -37,6 +37,10 @@ class DatasetSpec:
       split_aliases: other accepted split names → split name.
       convert: `convert(dataset_dir, options) -> ConversionReport`, or None.
       description: one line for `--help` and docs.
+      download_options: the slim-download settings (fields of
+        `slimcli.download.DownloadConfig`) that only some datasets read and this
+        one does; such a setting given for a dataset that does not list it is an
+        error naming the datasets that take it.
     """
     name: str
     file_pattern: str
@@ -46,6 +50,12 @@ class DatasetSpec:
     split_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
     convert: Callable[..., Any] | None = None
     description: str = ""
+    download_options: tuple[str, ...] = ()
+
+
+# Groups of `download_options` that several datasets share.
+SHARD_OPTIONS = ("num_shards", "train_shards", "validation_shards")
+VALIDATION_SPLIT_OPTIONS = ("num_validation", "validation_fraction")
 
 
 @dataclasses.dataclass(frozen=True)

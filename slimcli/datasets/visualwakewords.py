@@ -18,6 +18,7 @@ reported and skipped (the original stopped).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from slimcli.datasets import archives, dataset_utils, fetch, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       VisualWakeWordsOptions, run_conversion)
 from slimcli.datasets.shards import SkipItem, round_robin_shards
-from slimcli.datasets.spec import DatasetSpec
+from slimcli.datasets.spec import SHARD_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
 SPLITS = {  # split → (COCO annotations file, image folder, default shards)
@@ -193,4 +194,6 @@ SPEC = DatasetSpec(
     split_aliases={"validation": "val"},
     convert=convert,
     description="Visual Wake Words (person / not person) from COCO 2014.",
+    download_options=(*SHARD_OPTIONS, "mirror",
+                      *(f.name for f in dataclasses.fields(VisualWakeWordsOptions))),
 )
