@@ -19,10 +19,12 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from slimcli import precision as precision_lib
 from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.freeze import check_node_names, graph_runner, load_graph_def, output_candidates
 from slimcli.nets import NETS_REGISTRY, NetSpec, nets_factory
+from slimcli.precision import PRECISION_HELP
 from slimcli.preprocessing import get_preprocessing
 from slimcli.serving import decode_image_file, format_top_k, label_image_preprocess, read_labels
 
@@ -48,6 +50,8 @@ class PredictConfig:
       preprocessing_name: overrides the net's preprocessing family.
       input_mean, input_std: use label_image's `(pixel - mean) / std` instead.
       top_k: how many results to print.
+      precision: the compute precision of a net run from a checkpoint; a frozen
+        graph runs in float32, the dtype it was exported in.
     """
     image: str = ""
     graph: str = ""
@@ -63,6 +67,7 @@ class PredictConfig:
     input_mean: float | None = None
     input_std: float | None = None
     top_k: int = 5
+    precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
 
 
 def _spec_for_output(output_layer: str) -> NetSpec | None:
@@ -154,13 +159,16 @@ def checkpoint_classifier(config: PredictConfig) -> tuple[Callable, Callable]:
     net = nets_factory.get_network_fn(config.model_name, classes, is_training=False)
     size = config.image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3
-    net.build([1, size, size, channels])
+    dtype = precision_lib.compute_dtype(precision_lib.resolve(config.precision))
+    net.build([1, size, size, channels], dtype=dtype)
     slim.assign_from_checkpoint(path, net.variables_dict())
 
     def classify(images: tf.Tensor) -> tf.Tensor:
-        logits, end_points = net(images, is_training=False)
+        logits, end_points = net(tf.cast(images, dtype), is_training=False)
         probabilities = end_points.get(spec.predictions_key)
-        return tf.nn.softmax(logits) if probabilities is None else probabilities
+        scores = tf.nn.softmax(tf.cast(logits, tf.float32)) if probabilities is None else \
+            probabilities
+        return tf.cast(scores, tf.float32)
     return make_preprocess(config, spec, size, channels), classify
 
 
@@ -173,7 +181,12 @@ def predict(config: PredictConfig) -> list[tuple[str, np.ndarray]]:
     images = [p.strip() for p in config.image.split(",") if p.strip()]
     if not images:
         raise SlimError("--image is required: one image file or a comma-separated list.")
+    precision_lib.validate(config.precision)
     if config.graph:
+        if config.precision in ("bfloat16", "float16"):
+            raise SlimError(f"--precision={config.precision} applies to --model_name with "
+                            f"--checkpoint_path; a frozen --graph runs in float32 (the dtype "
+                            f"it was exported in). Drop --precision or pass a checkpoint.")
         preprocess, classify = graph_classifier(config)
     elif config.model_name and config.checkpoint_path:
         preprocess, classify = checkpoint_classifier(config)

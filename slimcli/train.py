@@ -24,6 +24,8 @@ import tensorflow as tf
 from slimcli import fileio, optimization, slim
 from slimcli import precision as precision_lib
 from slimcli.distribute import StrategyInfo, make_strategy
+from slimcli import config as config_lib
+from slimcli.config import option
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
 from slimcli.precision import PRECISION_HELP
@@ -41,84 +43,95 @@ AUX_LOGITS_WEIGHT = 0.4
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Every setting of slim-train; field names are the flag names."""
-    train_dir: str = "/tmp/tfmodel/"
-    master: str = ""
-    num_clones: int = 1
-    clone_on_cpu: bool = False
-    worker_replicas: int = 1
-    num_ps_tasks: int = 0
-    num_readers: int = 4
-    num_preprocessing_threads: int = 4
-    log_every_n_steps: int = 10
-    save_summaries_secs: int = 600
-    save_interval_secs: int = 600
-    task: int = 0
-    weight_decay: float = 0.00004
-    optimizer: str = "rmsprop"
-    adadelta_rho: float = 0.95
-    adagrad_initial_accumulator_value: float = 0.1
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    opt_epsilon: float = 1.0
-    ftrl_learning_rate_power: float = -0.5
-    ftrl_initial_accumulator_value: float = 0.1
-    ftrl_l1: float = 0.0
-    ftrl_l2: float = 0.0
-    momentum: float = 0.9
-    rmsprop_momentum: float = 0.9
-    rmsprop_decay: float = 0.9
-    quantize_delay: int = -1
-    learning_rate_decay_type: str = "exponential"
-    learning_rate: float = 0.01
-    end_learning_rate: float = 0.0001
-    label_smoothing: float = 0.0
-    learning_rate_decay_factor: float = 0.94
-    num_epochs_per_decay: float = 2.0
-    sync_replicas: bool = False
-    replicas_to_aggregate: int = 1
-    moving_average_decay: float | None = None
-    dataset_name: str = "imagenet"
-    dataset_split_name: str = "train"
-    dataset_dir: str | None = None
-    labels_offset: int = 0
-    model_name: str = "inception_v3"
-    preprocessing_name: str | None = None
-    batch_size: int = 32
-    train_image_size: int | None = None
-    max_number_of_steps: int | None = None
-    use_grayscale: bool = False
-    checkpoint_path: str | None = None
-    checkpoint_exclude_scopes: str | None = None
-    trainable_scopes: str | None = None
-    ignore_missing_vars: bool = False
+    """Every setting of slim-train: the original train_image_classifier flags, then
+    slimcli's. Field names are the flag names; each field's help is its flag's
+    `--help` text. `progress_bar` is a library-only setting (no flag)."""
+    master: str = option("", "Ignored: TF2 has no session master (use TF_CONFIG).")
+    train_dir: str = option("/tmp/tfmodel/", "Checkpoints and event logs are written here.")
+    num_clones: int = option(1, "Model replicas (one per GPU) under MirroredStrategy.")
+    clone_on_cpu: bool = option(False, "Place the clones on logical CPU devices.")
+    worker_replicas: int = option(1, "Number of worker replicas (informational; from the "
+                                     "cluster).")
+    num_ps_tasks: int = option(0, "Parameter servers; only 0 is supported (all-reduce training).")
+    num_readers: int = option(4, "Parallel TFRecord readers.")
+    num_preprocessing_threads: int = option(4, "Parallel preprocessing calls.")
+    log_every_n_steps: int = option(10, "Log/progress frequency in steps.")
+    save_summaries_secs: int = option(600, "Summary period in seconds.")
+    save_interval_secs: int = option(600, "Checkpoint period in seconds.")
+    task: int = option(0, "Task id of this worker (0 = chief), with --worker_hosts.")
+    weight_decay: float = option(0.00004, "L2 weight decay through the net's arg scope.")
+    optimizer: str = option("rmsprop", "One of adadelta, adagrad, adam, ftrl, momentum, sgd, "
+                                       "rmsprop.")
+    adadelta_rho: float = option(0.95, "Adadelta decay.")
+    adagrad_initial_accumulator_value: float = option(0.1, "Adagrad accumulator start.")
+    adam_beta1: float = option(0.9, "Adam first-moment decay.")
+    adam_beta2: float = option(0.999, "Adam second-moment decay.")
+    opt_epsilon: float = option(1.0, "Epsilon of adadelta, adam and rmsprop.")
+    ftrl_learning_rate_power: float = option(-0.5, "FTRL learning-rate power.")
+    ftrl_initial_accumulator_value: float = option(0.1, "FTRL accumulator start.")
+    ftrl_l1: float = option(0.0, "FTRL L1 strength.")
+    ftrl_l2: float = option(0.0, "FTRL L2 strength.")
+    momentum: float = option(0.9, "Momentum of the momentum optimizer.")
+    rmsprop_momentum: float = option(0.9, "RMSProp momentum.")
+    rmsprop_decay: float = option(0.9, "RMSProp decay.")
+    quantize_delay: int = option(-1, "Quantization-aware training start step; not supported yet.")
+    learning_rate_decay_type: str = option("exponential", "fixed, exponential (staircase), "
+                                                          "polynomial or cosine.")
+    learning_rate: float = option(0.01, "Initial learning rate.")
+    end_learning_rate: float = option(0.0001, "Final rate of polynomial and cosine decay.")
+    label_smoothing: float = option(0.0, "Label smoothing of the cross entropy.")
+    learning_rate_decay_factor: float = option(0.94, "Exponential decay factor.")
+    num_epochs_per_decay: float = option(2.0, "Epochs between decays.")
+    sync_replicas: bool = option(False, "Divide decay steps by --replicas_to_aggregate (training "
+                                        "is always synchronous).")
+    replicas_to_aggregate: int = option(1, "Replicas per update, for the decay steps.")
+    moving_average_decay: float | None = option(
+        None, "Keep an exponential moving average of the model variables "
+              "(<var>/ExponentialMovingAverage); None = off.")
+    dataset_name: str = option("imagenet", "Dataset to train on.")
+    dataset_split_name: str = option("train", "Split to train on.")
+    dataset_dir: str | None = option(None, "Folder of the converted TFRecords.")
+    labels_offset: int = option(0, "Subtracted from the labels (1 for 1000-class VGG/ResNet-v1).")
+    model_name: str = option("inception_v3", "Net of the nets factory.")
+    preprocessing_name: str | None = option(None, "Preprocessing; defaults to the model's.")
+    batch_size: int = option(32, "Images per step per clone.")
+    train_image_size: int | None = option(None, "Training size; defaults to the net's.")
+    max_number_of_steps: int | None = option(None, "Global step to stop at; None = forever.")
+    use_grayscale: bool = option(False, "Train on grayscale (1-channel) images.")
+    checkpoint_path: str | None = option(None, "Checkpoint file or directory to fine-tune from.")
+    checkpoint_exclude_scopes: str | None = option(None, "Comma list of scopes not restored.")
+    trainable_scopes: str | None = option(None, "Comma list of scopes to train (default all).")
+    ignore_missing_vars: bool = option(False, "Skip variables the checkpoint lacks.")
     # New in slimcli.
-    warmup_epochs: float = 0.0
-    mixed_precision: bool = False
-    mixed_precision_dtype: str = "float16"
+    warmup_epochs: float = option(0.0, "Linear learning-rate warm-up length in epochs.")
+    mixed_precision: bool = option(False, "Compute in --mixed_precision_dtype, keep float32 "
+                                          "variables.")
+    mixed_precision_dtype: str = option("float16", "float16 (with loss scaling) or bfloat16.")
     precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
-    jit_compile: bool = False
-    seed: int | None = None
-    clip_gradient_norm: float = 0.0
-    save_interval_steps: int | None = None
-    max_to_keep: int = 5
-    keep_checkpoint_every_n_hours: float = 10000.0
-    worker_hosts: str | None = None
-    file_pattern: str | None = None
-    skip_corrupt: bool = False
-    decoded_cache_mb: int = 1024
-    synthetic_data: bool = False
-    synthetic_num_classes: int = 10
+    jit_compile: bool = option(False, "Compile the forward and backward pass with XLA.")
+    seed: int | None = option(None, "Random seed of initialization and input order.")
+    clip_gradient_norm: float = option(0.0, "Clip each gradient to this norm (0 = off).")
+    save_interval_steps: int | None = option(None, "Also save a checkpoint every this many steps.")
+    max_to_keep: int = option(5, "Newest checkpoints kept.")
+    keep_checkpoint_every_n_hours: float = option(10000.0, "Keep one checkpoint per this many "
+                                                           "hours.")
+    worker_hosts: str | None = option(None, "Comma list host:port of all workers (or set "
+                                            "TF_CONFIG).")
+    file_pattern: str | None = option(None, "File pattern of the split, overriding the "
+                                            "dataset's.")
+    skip_corrupt: bool = option(False, "Skip corrupt records (each logged and counted) instead "
+                                       "of failing on the first with its file and index.")
+    decoded_cache_mb: int = option(1024, "Decode a dataset whose images fit in this many MiB "
+                                         "(all one size: MNIST, CIFAR) once into memory; "
+                                         "0 = stream.")
+    synthetic_data: bool = option(False, "Train on generated images instead of a dataset.")
+    synthetic_num_classes: int = option(10, "Classes of --synthetic_data.")
     progress_bar: bool | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> "TrainConfig":
         """A config from `{field: value}`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise SlimError(f"unknown train setting(s) {unknown}; known: {sorted(names)}.")
-        return cls(**values)
+        return config_lib.from_mapping(cls, values)
 
     def validate(self) -> None:
         """Checks the values that have a fixed range.

@@ -12,6 +12,7 @@ import sys
 from absl import flags
 
 from slimcli.cli.base import run_cli
+from slimcli.precision import PRECISION_HELP
 from slimcli.predict import PredictConfig, format_results, predict
 
 DESCRIPTION = "Classify images with a frozen graph or a checkpoint (label_image in Python)."
@@ -40,6 +41,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_float("input_std", None, "label_image normalization: (pixel - mean) / std.",
                        flag_values=fv)
     flags.DEFINE_integer("top_k", 5, "How many results to print.", lower_bound=1, flag_values=fv)
+    s("precision", "float32", PRECISION_HELP, flag_values=fv)
 
 
 def main(fv: flags.FlagValues) -> int:
