@@ -36,6 +36,7 @@ import tensorflow as tf
 from slimcli import nets
 from slimcli import fileio
 from slimcli import precision as precision_lib
+from slimcli.config import option
 from slimcli.errors import SlimError
 from slimcli.precision import PRECISION_HELP
 
@@ -56,29 +57,41 @@ RMSPROP = {"rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 
 @dataclasses.dataclass
 class BenchmarkConfig:
-    """The settings of `slim-benchmark`; field names are the flag names."""
-    model_name: str = "inception_v3"
-    mode: str = "all"
-    batch_size: int = 32
-    image_size: int | None = None
-    num_classes: int | None = None
-    num_clones: int = 1
-    clone_on_cpu: bool = False
-    mixed_precision: bool = False
-    mixed_precision_dtype: str = "float16"
+    """The settings of `slim-benchmark`; field names are the flag names, each field's help
+    its flag's `--help` text."""
+    model_name: str = option("inception_v3", "The net of the nets factory.")
+    mode: str = option("all", "train: the slim-train step; inference: the eval forward pass; "
+                              "input: the training input pipeline alone (needs --data); all: "
+                              "each that applies.", choices=MODES)
+    batch_size: int = option(32, "Images per step per replica.")
+    image_size: int | None = option(None, "Height and width (default: the net's).")
+    num_classes: int | None = option(None, "Logits of the net (default: its zoo checkpoint's; "
+                                           "with --data, the dataset's).")
+    num_clones: int = option(1, "Replicas under MirroredStrategy (GPUs).")
+    clone_on_cpu: bool = option(False, "Put the clones on logical CPU devices.")
+    mixed_precision: bool = option(False, "Compute in --mixed_precision_dtype.")
+    mixed_precision_dtype: str = option("float16", "float16 (loss scaling) or bfloat16.")
     precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
-    jit_compile: bool = False
-    data: str = "synthetic"
-    dataset_name: str | None = None
-    dataset_split_name: str = "train"
-    decoded_cache_mb: int = 1024
-    warmup_steps: int = 3
-    steps: int = 10
-    repeats: int = 3
-    min_run_seconds: float = 1.0
-    compare_keras: bool = False
-    compare_synthetic: bool = False
-    output_json: str | None = None
+    jit_compile: bool = option(False, "Compile the steps with XLA.")
+    data: str = option("synthetic", "synthetic (generated images), or a dataset_dir of "
+                                    "converted TFRecords (read through the real input pipeline).")
+    dataset_name: str | None = option(None, "With --data=DIR: the dataset (default: from its "
+                                            "dataset.json).")
+    dataset_split_name: str = option("train", "With --data=DIR: the split read.")
+    decoded_cache_mb: int = option(1024, "With --data=DIR: as slim-train's (decode small data "
+                                         "once into memory; 0 = stream the records).")
+    warmup_steps: int = option(3, "Untimed steps first (tracing, autotuning).")
+    steps: int = option(10, "Steps per timed run.")
+    repeats: int = option(3, "Timed runs; the median is reported with min and max.")
+    min_run_seconds: float = option(1.0, "A timed run takes more than --steps steps when they "
+                                         "would last less than this (fast nets).")
+    compare_keras: bool = option(False, "Also run the keras.applications model of the same "
+                                         "architecture (fit / predict) in this process and print "
+                                         "the ratio.")
+    compare_synthetic: bool = option(False, "With --data=DIR: also time the same training step "
+                                             "on generated data (taking turns) and print real / "
+                                             "synthetic.")
+    output_json: str | None = option(None, "Write every figure to this JSON file.")
 
     def validate(self) -> None:
         """Raises SlimError naming a bad value and the fix."""

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from slimcli import datasets, fileio, nets, slim
 from slimcli import precision as precision_lib
+from slimcli.config import option
 from slimcli.distribute import local_strategy
 from slimcli.errors import SlimError
 from slimcli.precision import PRECISION_HELP
@@ -37,34 +38,52 @@ EMA_SUFFIX = "ExponentialMovingAverage"
 
 @dataclasses.dataclass
 class EvalConfig:
-    """Everything slim-eval needs; field names are the original's flags."""
-    checkpoint_path: str = "/tmp/tfmodel/"
-    eval_dir: str = "/tmp/tfmodel/"
-    dataset_name: str = "imagenet"
-    dataset_split_name: str = "test"
-    dataset_dir: str | None = None
-    labels_offset: int = 0
-    model_name: str = "inception_v3"
-    preprocessing_name: str | None = None
-    eval_image_size: int | None = None
-    batch_size: int = 100
-    max_num_batches: int | None = None
-    num_preprocessing_threads: int = 4
-    moving_average_decay: float | None = None
-    use_grayscale: bool = False
-    eval_loop: bool = False
-    eval_interval_secs: float = 60.0
-    eval_timeout: float | None = None
-    max_number_of_evaluations: int | None = None
-    num_clones: int = 1
-    clone_on_cpu: bool = False
-    output_json: str | None = None
-    confusion_matrix: bool = True
-    progress: bool = True
-    skip_corrupt: bool = False
+    """Everything slim-eval needs: the original eval_image_classifier flags, then slimcli's.
+
+    Field names are the flag names; each field's help is its flag's `--help` text.
+    `confusion_matrix` is a library-only setting (no flag).
+    """
+    batch_size: int = option(100, "Samples in each batch.")
+    max_num_batches: int | None = option(None, "Max batches to evaluate (default: all).")
+    master: str = option("", "Unused (TF1 session master); kept for old scripts.")
+    checkpoint_path: str = option("/tmp/tfmodel/", "Checkpoint prefix, or a directory (its "
+                                                   "latest checkpoint).")
+    eval_dir: str = option("/tmp/tfmodel/", "Where results and summaries go.")
+    num_preprocessing_threads: int = option(4, "Parallel preprocessing calls.")
+    dataset_name: str = option("imagenet", "The dataset (see slim-download).")
+    dataset_split_name: str = option("test", "The split to evaluate.")
+    dataset_dir: str | None = option(None, "The directory of the TFRecords.")
+    labels_offset: int = option(0, "Subtracted from the labels: 1 evaluates 1000-class "
+                                   "VGG/ResNet-v1 checkpoints on 1001-class data.")
+    model_name: str = option("inception_v3", "The net of the nets factory.")
+    preprocessing_name: str | None = option(None, "Default: the net's preprocessing.")
+    moving_average_decay: float | None = option(None, "Evaluate the EMA (shadow) weights.")
+    eval_image_size: int | None = option(None, "Default: the net's image size.")
+    quantize: bool = option(False, "Quantized eval graph (not supported).")
+    use_grayscale: bool = option(False, "Grayscale preprocessing (1 channel).")
+    eval_loop: bool = option(False, "Evaluate each new checkpoint in --checkpoint_path (a "
+                                    "training directory) once, in order.")
+    eval_interval_secs: float = option(60.0, "With --eval_loop: at least this long between "
+                                             "evaluations.")
+    eval_timeout: float | None = option(None, "With --eval_loop: stop after this many seconds "
+                                              "without a new checkpoint (default: wait forever).")
+    max_number_of_evaluations: int | None = option(None, "With --eval_loop: stop after this "
+                                                         "many evaluations.")
+    num_clones: int = option(1, "Evaluate on this many GPUs (MirroredStrategy).")
+    clone_on_cpu: bool = option(False, "Clones on logical CPU devices.")
+    output_json: str | None = option(None, "Write every metric, the checkpoint and its step to "
+                                           "this JSON file.")
+    skip_corrupt: bool = option(False, "Skip corrupt records (each logged and counted in the "
+                                       "results) instead of failing on the first.")
+    progress: bool = option(True, "Show a progress bar (on a terminal).")
     precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
+    confusion_matrix: bool = True
 
     def validate(self) -> None:
+        """Raises SlimError naming a bad value and the fix."""
+        if self.quantize:
+            raise SlimError("--quantize (TF1 contrib quantized eval graphs) is not supported; "
+                            "use slim-export --tflite_quantize for quantized models.")
         if not self.dataset_dir:
             raise SlimError("--dataset_dir is required: the directory of the converted TFRecords "
                             "(see slim-download).")
