@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from slimcli import precision as precision_lib
 from slimcli import slim
+from slimcli.config import option
 from slimcli.errors import SlimError
 from slimcli.freeze import check_node_names, graph_runner, load_graph_def, output_candidates
 from slimcli.nets import NETS_REGISTRY, NetSpec, nets_factory
@@ -33,41 +34,34 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class PredictConfig:
-    """The settings of `slim-predict`.
+    """The settings of `slim-predict`: label_image's flags, plus the net/checkpoint route.
 
-    Attributes:
-      image: image file(s), comma-separated.
-      graph: a frozen GraphDef (from slim-freeze or slim-export --checkpoint_path).
-      model_name: the net; with `checkpoint_path` it is run directly, with
-        `graph` it picks the output node and the preprocessing.
-      checkpoint_path: checkpoint prefix or directory (with `model_name`).
-      labels: labels file (`id:name` lines or one label per line).
-      input_layer: the graph's input node.
-      output_layer: the graph's output node; default: the net's prediction op.
-      image_size: input size; default: the graph's input shape or the net's size.
-      num_classes: the net's classes; default: read from the checkpoint.
-      use_grayscale: 1-channel input.
-      preprocessing_name: overrides the net's preprocessing family.
-      input_mean, input_std: use label_image's `(pixel - mean) / std` instead.
-      top_k: how many results to print.
-      precision: the compute precision of a net run from a checkpoint; a frozen
-        graph runs in float32, the dtype it was exported in.
+    Field names are the flag names; each field's help is its flag's `--help` text. With
+    `graph`, `model_name` picks the output node and the preprocessing; with
+    `checkpoint_path`, the net is run directly. `precision` applies to a net run from a
+    checkpoint; a frozen graph runs in float32, the dtype it was exported in.
     """
-    image: str = ""
-    graph: str = ""
-    model_name: str = ""
-    checkpoint_path: str = ""
-    labels: str = ""
-    input_layer: str = "input"
-    output_layer: str = ""
-    image_size: int | None = None
-    num_classes: int | None = None
-    use_grayscale: bool = False
-    preprocessing_name: str = ""
-    input_mean: float | None = None
-    input_std: float | None = None
-    top_k: int = 5
+    image: str = option("", "Image file(s) (JPEG, PNG, GIF, BMP), comma-separated.")
+    graph: str = option("", "Frozen GraphDef (.pb).")
+    labels: str = option("", "Labels file: `id:name` lines or one label per line.")
+    model_name: str = option("", "The net (picks the preprocessing and output node).")
+    checkpoint_path: str = option("", "Run --model_name from this checkpoint instead of a graph.")
+    input_layer: str = option("input", "Input node of --graph.")
+    output_layer: str = option("", "Output node of --graph; default: the net's prediction op.")
+    preprocessing_name: str = option("", "Preprocessing family; default: the net's.")
+    image_size: int | None = option(None, "Input size; default: the graph's or the net's.")
+    num_classes: int | None = option(None, "Classes of the checkpoint; default: read from it.")
+    use_grayscale: bool = option(False, "1-channel input.")
+    input_mean: float | None = option(None, "label_image normalization: (pixel - mean) / std.")
+    input_std: float | None = option(None, "label_image normalization: (pixel - mean) / std.")
+    top_k: int = option(5, "How many results to print.", lower_bound=1)
     precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
+
+    def validate(self) -> None:
+        """Raises SlimError naming a bad value and the fix."""
+        if self.top_k < 1:
+            raise SlimError(f"--top_k must be >= 1. Received: --top_k={self.top_k}")
+        precision_lib.validate(self.precision)
 
 
 def _spec_for_output(output_layer: str) -> NetSpec | None:
@@ -178,10 +172,10 @@ def predict(config: PredictConfig) -> list[tuple[str, np.ndarray]]:
     Raises:
       SlimError: missing inputs, unknown nodes or nets (the message says which).
     """
+    config.validate()
     images = [p.strip() for p in config.image.split(",") if p.strip()]
     if not images:
         raise SlimError("--image is required: one image file or a comma-separated list.")
-    precision_lib.validate(config.precision)
     if config.graph:
         if config.precision in ("bfloat16", "float16"):
             raise SlimError(f"--precision={config.precision} applies to --model_name with "

@@ -43,9 +43,9 @@ def test_every_original_flag_parses_with_its_default():
     fv = parse_flags(train_cli.define_flags, ["slim-train"], "slim-train", "")
     for name, default in ORIGINAL_FLAGS.items():
         assert fv[name].value == default, name
+    from slimcli.config import from_flags
     from slimcli.train import TrainConfig
-    config = TrainConfig.from_mapping({n: fv[n].value for _, n, _, _ in train_cli.FLAG_TABLE})
-    assert config == TrainConfig()
+    assert from_flags(TrainConfig, fv) == TrainConfig()
 
 
 def test_bad_flags_are_one_line_errors(capsys):
