@@ -4,8 +4,8 @@
     python scripts/gen_docs.py --check   # exit 1 when README.md is stale (a test runs this)
 
 A section sits between `<!-- generated:NAME -->` and `<!-- end generated:NAME -->`:
-`flags:<command>` is the flag table of that command (from its `define_flags`, so names,
-defaults and help are the ones `--help` prints); `nets` is the table of every net of the
+`flags:<command>` is the flag table of that command (from its `define_flags`, that is the
+fields of its config dataclass, so names, defaults and help are the ones `--help` prints); `nets` is the table of every net of the
 registry (image size, label_image node names and normalization, fine-tuning scopes, zoo
 classes).
 """
@@ -18,11 +18,14 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from absl import flags  # noqa: E402
+
+from slimcli.cli.base import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly(verbosity=0)
 
 COMMANDS = {
     "slim-download": "slimcli.cli.download",
