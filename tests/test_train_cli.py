@@ -80,6 +80,21 @@ def _step_of(prefix: str) -> int:
     return int(prefix.rsplit("-", 1)[-1])
 
 
+def test_one_run_validates_and_makes_its_strategy_once(tmp_path, monkeypatch):
+    from slimcli import train as train_lib
+    calls = []
+    validate, make_strategy = train_lib.TrainConfig.validate, train_lib.make_strategy
+    monkeypatch.setattr(train_lib.TrainConfig, "validate",
+                        lambda self: calls.append("validate") or validate(self))
+    monkeypatch.setattr(train_lib, "make_strategy",
+                        lambda *a, **k: calls.append("strategy") or make_strategy(*a, **k))
+    argv = ["slim-train", "--model", "lenet", "--synthetic_data", f"--train_dir={tmp_path}",
+            "--batch_size=4", "--max_number_of_steps=1", "--save_summaries_secs=0",
+            "--alsologtostderr"]
+    assert run_cli(train_cli.define_flags, train_cli.main, "slim-train", "", argv) == 0
+    assert sorted(calls) == ["strategy", "validate"]
+
+
 def test_sigkill_then_resume_from_last_checkpoint(tmp_path):
     train_dir = tmp_path / "train"
     proc = subprocess.Popen(_cmd(train_dir, "--max_number_of_steps=100000",
