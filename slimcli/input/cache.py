@@ -143,66 +143,6 @@ def decode_to_memory(files: tuple[str, ...], file_sizes: tuple[int, ...], channe
                          time.perf_counter() - start)
 
 
-def _decode_block(serialized: tf.Tensor, channels: int, shape: tf.TensorShape):
-    features = tf.io.parse_example(serialized, EXAMPLE_FEATURES)
-    images = tf.map_fn(lambda f: tf.ensure_shape(decode_image(f, channels), shape),
-                       {k: features[k] for k in (IMAGE_KEY, FORMAT_KEY, HEIGHT_KEY,
-                                                 WIDTH_KEY)},
-                       fn_output_signature=tf.TensorSpec(shape, tf.uint8))
-    nbytes = tf.reduce_sum(tf.cast(tf.strings.length(serialized), tf.int64)
-                           + RECORD_OVERHEAD_BYTES)
-    return images, features[LABEL_KEY], nbytes
-
-
-def _first_shape(path: str, channels: int) -> tuple[tf.TensorShape, int]:
-    """The decoded shape and the stored length of the first record of `path`."""
-    for record in tf.data.TFRecordDataset(path).take(1):
-        image = decode_image(parse_example(record), channels)
-        return image.shape, int(tf.strings.length(record)) + RECORD_OVERHEAD_BYTES
-    raise _NotCached(f"{path} holds no records")
-
-
-def decode_to_memory(files: tuple[str, ...], file_sizes: tuple[int, ...], channels: int,
-                     budget_bytes: int) -> DecodedImages:
-    """Decodes every record of `files` (in order) into one array.
-
-    Raises:
-      _NotCached: the split is not one that can be held (the message says why).
-    """
-    try:
-        shape, first_bytes = _first_shape(files[0], channels)
-    except _READ_ERRORS as e:
-        raise _NotCached(f"the first record of {files[0]} does not decode "
-                         f"({type(e).__name__})") from None
-    pixels = shape.num_elements()
-    estimate = sum(file_sizes) / first_bytes * pixels
-    if estimate > 1.5 * budget_bytes:
-        raise _NotCached(f"about {estimate / 2**20:.0f} MiB decoded, over the "
-                         f"{budget_bytes / 2**20:.0f} MiB budget")
-    start = time.perf_counter()
-    images, labels, total = [], [], 0
-    for path, size in zip(files, file_sizes):
-        blocks = tf.data.TFRecordDataset(path).batch(_PASS_BATCH).map(
-            lambda s: _decode_block(s, channels, shape), num_parallel_calls=AUTOTUNE,
-            deterministic=True).prefetch(2)
-        consumed = 0
-        try:
-            for block_images, block_labels, nbytes in blocks:
-                consumed += int(nbytes)
-                total += block_images.shape[0] * pixels
-                if total > budget_bytes:
-                    raise _NotCached(f"more than {budget_bytes / 2**20:.0f} MiB decoded")
-                images.append(block_images)
-                labels.append(block_labels.numpy())
-        except _READ_ERRORS as e:
-            raise _NotCached(f"a record of {path} is damaged, does not decode, or is not "
-                             f"{shape[0]}x{shape[1]} like the first ({type(e).__name__})") from None
-        if consumed != size:
-            raise _NotCached(f"{path} is damaged (read {consumed} of {size} bytes)")
-    return DecodedImages(tf.concat(images, 0), np.concatenate(labels),
-                         time.perf_counter() - start)
-
-
 class DecodedCache:
     """Decodes a split into memory for the pipelines built with it, and keeps the newest.
 
