@@ -197,13 +197,13 @@ def _eval(dataset_dir, checkpoint, eval_dir, precision_name):
     config = evaluate.EvalConfig(
         model_name="lenet", dataset_name="folder", dataset_dir=dataset_dir,
         dataset_split_name="validation", checkpoint_path=str(checkpoint), eval_dir=str(eval_dir),
-        batch_size=40, precision=precision_name, progress=False, confusion_matrix=False)
+        batch_size=80, precision=precision_name, progress=False, confusion_matrix=False)
     return evaluate.run_evaluation(config)["eval/Accuracy"]
 
 
 def test_bf16_fine_tune_matches_float32_accuracy_and_saves_float32_variables(
         dataset_dir, init_checkpoint, tmp_path):
-    steps = 60
+    steps = 30
     accuracy, keys = {}, {}
     for name in ("float32", "bfloat16"):
         train_dir = tmp_path / name
