@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 
 import pytest
 
 from datasets_helpers import make_checkpoint_tgz, serve, write_sidecar
 from slimcli.cli import download as cli
-from slimcli.datasets import checkpoints
+from slimcli.datasets import checkpoints, fetch
 from slimcli.errors import SlimError
 
 # Every archive of the original README's model-zoo table (ResNet V2 200 is "TBA").
@@ -38,7 +40,7 @@ EXCLUDES = {
     "nasnet_mobile": "final_layer,aux_7",
     "nasnet_large": "final_layer,aux_11",
 }
-HOSTS = ("http://download.tensorflow.org/models/",
+HOSTS = ("https://download.tensorflow.org/models/",
          "https://storage.googleapis.com/download.tensorflow.org/models/",
          "https://storage.googleapis.com/")
 
@@ -66,6 +68,113 @@ def test_list(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "inception_v3" in out and "pnasnet_mobile" in out and "vgg_16/fc8" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:-1]}
+    assert out.splitlines()[0].split()[-2:] == ["pinned", "archive"]
+    assert {name for name, row in rows.items() if row[-2] != "-"} == {
+        "inception_v1", "inception_v2", "mobilenet_v2", "mobilenet_v2_140"}
+    assert rows["inception_v2"][-2] == "sha384" and rows["mobilenet_v2"][-2] == "sha256"
+    assert out.splitlines()[-1].startswith("pinned: the digest every download must match")
+
+
+# The digests open_model_zoo's model.yml files record for the same upstream archives.
+OPEN_MODEL_ZOO = {
+    "inception_v1": ("sha256", "7a620c430fcaba8f8f716241f5148c4c47c035cce4e49ef02cfbe6cd1adf96a6"),
+    "inception_v2": ("sha384", "c0b2efbae8fc5e237ae67637dca3f311d4b4f7da576b56067e83d95c398a2fcc"
+                               "d50baff9cc0de64335f4d7b78e1adb07"),
+    "mobilenet_v2": ("sha256", "318084bc1b63d6d7b854553e09cdf77078b1c0168be27c59a0d44253b5ed49dc"),
+    "mobilenet_v2_140": ("sha384", "fd257f73e8ee5280328903afa6bbd646dcf4e8ae7c090e3424cf05d973c0"
+                                   "940fe02ee220a3a5a20ea51cb9caacbf4961"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPEN_MODEL_ZOO))
+def test_zoo_pins(name):
+    known = fetch.KNOWN_ARCHIVES[checkpoints.ZOO.get(name).url]
+    assert (known.algorithm, known.hexdigest) == OPEN_MODEL_ZOO[name]
+    assert known.published_by.startswith("open_model_zoo models/public/")
+
+
+def test_pinned_checkpoint_refuses_a_mirror_copy_its_sidecar_vouches_for(tmp_path, capsys,
+                                                                          monkeypatch):
+    src = tmp_path / "mirror"
+    src.mkdir()
+    archive = src / "inception_v2_2016_08_28.tar.gz"
+    make_checkpoint_tgz(str(archive), {"inception_v2.ckpt": b"not the zoo's"})
+    write_sidecar(str(archive))
+    argv = ["slim-download", "--checkpoint=inception_v2", f"--checkpoint_dir={tmp_path / 'c'}",
+            f"--mirror={src}", "--noprogress"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "checksum mismatch for inception_v2_2016_08_28.tar.gz: sha384 " in err
+    assert "open_model_zoo models/public/googlenet-v2-tf/model.yml" in err
+    assert not (tmp_path / "c" / "inception_v2.ckpt").exists()
+    # Pinned to this file instead (as a release would be), it is unpacked.
+    digest = hashlib.sha384(archive.read_bytes()).hexdigest()
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, checkpoints.ZOO.get("inception_v2").url,
+                        fetch.KnownArchive(None, f"sha384:{digest}", "the test"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    assert exit_info.value.code == 0
+    assert f"verified inception_v2_2016_08_28.tar.gz: sha384 {digest[:16]}" in \
+        capsys.readouterr().out
+
+
+def _fails(argv, capsys) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_checkpoint_dir_file_system_errors(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "mirror"
+    src.mkdir()
+    make_checkpoint_tgz(str(src / "vgg_16_2016_08_28.tar.gz"), {"vgg_16.ckpt": b"w"})
+    argv = ["slim-download", "--checkpoint=vgg_16", "--noprogress"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    for where in (a_file, a_file / "sub"):
+        err = _fails([*argv, f"--checkpoint_dir={where}", f"--mirror={src}"], capsys)
+        assert err.startswith(f"slim-download: error: cannot write to {where}: a path "
+                              f"component is a file, not a directory")
+        assert err.endswith("pass a directory for --checkpoint_dir.")
+    assert a_file.read_text() == "mine"
+    real_makedirs = os.makedirs
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_makedirs(path, *args, **kwargs)
+    monkeypatch.setattr(os, "makedirs", read_only)
+    err = _fails([*argv, f"--checkpoint_dir={tmp_path / 'ro'}", f"--mirror={src}"], capsys)
+    assert err.startswith(f"slim-download: error: cannot write to {tmp_path / 'ro'}: permission "
+                          f"denied or read-only file system")
+    assert err.endswith("choose a writable --checkpoint_dir or fix its permissions.")
+
+
+def test_full_disk_while_downloading_a_checkpoint(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "srv"
+    src.mkdir()
+    make_checkpoint_tgz(str(src / "vgg_16_2016_08_28.tar.gz"), {"vgg_16.ckpt": b"w" * 5000})
+    real_open = open
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if mode in ("wb", "ab"):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr(fetch, "open", full_disk, raising=False)
+    ckpt = tmp_path / "ckpt"
+    with serve(str(src)) as server:
+        err = _fails(["slim-download", "--checkpoint=vgg_16", f"--checkpoint_dir={ckpt}",
+                      f"--mirror={server.url}", "--noprogress"], capsys)
+    assert err.startswith(f"slim-download: error: no space left on the device of {ckpt}/")
+    assert err.endswith("free some space or choose another --checkpoint_dir; nothing was "
+                        "half-written.")
+    assert not (ckpt / "vgg_16.ckpt").exists()
 
 
 def test_download_unpack_and_print_flags(tmp_path, capsys):

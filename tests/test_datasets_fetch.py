@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import os
 import tarfile
@@ -13,7 +15,7 @@ from datasets_helpers import make_flowers_tgz, serve, sha256, write_sidecar
 from slimcli.datasets import archives, fetch
 from slimcli.errors import SlimError
 
-URL = "http://download.tensorflow.org/example_images/flower_photos.tgz"
+URL = "https://download.tensorflow.org/example_images/flower_photos.tgz"
 
 
 @pytest.fixture
@@ -52,7 +54,8 @@ def test_checksum_mismatch_names_file_and_both_hashes(tmp_path, blob_dir, monkey
 
 def test_real_urls_keep_their_published_checksums():
     for url, known in fetch.KNOWN_ARCHIVES.items():
-        assert len(known.sha256) == 64 and known.size > 0, url
+        assert len(known.hexdigest) == fetch.DIGEST_ALGORITHMS[known.algorithm], url
+        assert known.size > 0, url
     assert set(fetch.KNOWN_ARCHIVES) >= {
         URL, "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
         "http://images.cocodataset.org/zips/train2014.zip"}
@@ -113,6 +116,68 @@ def test_pinned_digest_wins_over_the_mirror_sidecar(tmp_path, blob_dir, monkeypa
     got = fetch.fetch(URL, str(tmp_path / "c"), mirror=str(blob_dir), quiet=True)
     assert got.checked_against == "the checksum published by the test"
     assert "warning" not in capsys.readouterr().out
+
+
+def _sha384(path) -> str:
+    return hashlib.sha384(open(path, "rb").read()).hexdigest()
+
+
+def test_sha384_pin_is_checked_in_the_same_single_read(tmp_path, blob_dir, monkeypatch,
+                                                       capsys):
+    archive = blob_dir / "flower_photos.tgz"
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, URL, fetch.KnownArchive(
+        os.path.getsize(archive), f"sha384:{_sha384(archive)}", "the test"))
+    opened = []
+    real_open = open
+
+    def counting_open(path, mode="r", *args, **kwargs):
+        opened.append((os.path.basename(path), mode))
+        return real_open(path, mode, *args, **kwargs)
+    monkeypatch.setattr(fetch, "open", counting_open, raising=False)
+    with serve(str(blob_dir)) as server:
+        got = fetch.fetch(URL, str(tmp_path / "a"), mirror=server.url, quiet=True)
+    assert got.sha256 == sha256(archive)  # the SHA-256 too, for the extraction marker
+    assert opened == [("flower_photos.tgz.part", "wb")]  # hashed as it arrived, not re-read
+    assert f"verified flower_photos.tgz: sha384 {_sha384(archive)[:16]}... matches" in \
+        capsys.readouterr().out
+    opened.clear()
+    got = fetch.fetch(URL, str(tmp_path / "b"), mirror=str(blob_dir), quiet=True)
+    assert got.sha256 == sha256(archive) and opened == [("flower_photos.tgz", "rb")]
+    # Another file under the name: refused, naming both SHA-384 digests.
+    (blob_dir / "flower_photos.tgz").write_bytes(b"x" * os.path.getsize(archive))
+    with pytest.raises(SlimError, match=rf"checksum mismatch for flower_photos.tgz: sha384 "
+                                        rf"{_sha384(archive)}, expected [0-9a-f]{{96}} from "):
+        fetch.fetch(URL, str(tmp_path / "c"), mirror=str(blob_dir), quiet=True)
+
+
+@pytest.mark.parametrize("digest", ["sha384:" + "ab" * 32, "md5:" + "ab" * 16, "ab" * 31,
+                                    "sha256:" + "zz" * 32])
+def test_malformed_pin_is_refused(digest):
+    with pytest.raises(SlimError, match=rf"pinned digest '{digest}' \(by pub\) is not"):
+        fetch.KnownArchive(1, digest, "pub")
+
+
+def test_full_disk_while_downloading_is_not_a_broken_transfer(tmp_path, blob_dir, monkeypatch):
+    real_open = open
+
+    class Full:
+        def __init__(self, path, mode):
+            self.file = real_open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(fetch, "open", lambda path, mode="r": Full(path, mode)
+                        if mode in ("wb", "ab") else real_open(path, mode), raising=False)
+    with serve(str(blob_dir)) as server:
+        with pytest.raises(OSError) as error:  # callers name the directory and its flag
+            fetch.fetch(URL, str(tmp_path), mirror=server.url, quiet=True)
+    assert error.value.errno == errno.ENOSPC
 
 
 def test_sidecar_applies_only_without_a_pin_and_warns(tmp_path, blob_dir, monkeypatch, capsys):

@@ -3,10 +3,12 @@
 The table is the original README's (research/slim/README.md, "Pre-trained
 Models"), kept on each net's registry entry (`NetSpec.zoo`, whose exclude
 scopes are the net's logits scopes); ResNet V2 200 is listed there as "TBA"
-and has no archive. No SHA-256 is published for these archives: a download is
-checked against the server's Content-Length, the gzip CRC is checked while
-unpacking, and a mirror's `<archive>.sha256` file is honoured when present.
-The digest of what was downloaded is printed so it can be recorded.
+and has no archive. Where a digest of an archive is published (`ZooCheckpoint.digest`,
+from open_model_zoo) it is pinned in `fetch.KNOWN_ARCHIVES` and wins over a
+mirror's `.sha256` file. For the others a download is checked against the
+server's Content-Length, the gzip CRC while unpacking, and a mirror's
+`<archive>.sha256` file when present; the first download says that no digest
+is known and prints the archive's SHA-256 so it can be recorded.
 """
 
 from __future__ import annotations
@@ -14,17 +16,23 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import tensorflow as tf
+
 from slimcli import nets
 from slimcli.datasets import archives, fetch
 from slimcli.errors import SlimError
 from slimcli.nets.registry import ZooCheckpoint
 from slimcli.registry import Registry
+from slimcli.slim import train_dir
 
 # Every net's published checkpoint, from its registry entry (`NetSpec.zoo`).
 ZOO: Registry[ZooCheckpoint] = Registry("checkpoint", "--checkpoint")
 for _name, _spec in nets.NETS_REGISTRY.items():
     if _spec.zoo is not None:
         ZOO.register(_name, _spec.zoo)
+        if _spec.zoo.digest:
+            fetch.KNOWN_ARCHIVES[_spec.zoo.url] = fetch.KnownArchive(
+                _spec.zoo.size, _spec.zoo.digest, _spec.zoo.digest_source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +46,17 @@ class CheckpointResult:
 
 
 def list_checkpoints() -> str:
-    """A table of every zoo archive (for `--checkpoint=list`)."""
-    rows = [f"{'checkpoint':22} {'top-1':>5}  {'exclude scopes':48} archive"]
+    """A table of every zoo archive (for `--checkpoint=list`), with its pinned digest's
+    algorithm (`-` where none is known)."""
+    rows = [f"{'checkpoint':22} {'top-1':>5}  {'exclude scopes':48} {'pinned':6} archive"]
     for name, entry in ZOO.items():
-        rows.append(f"{name:22} {entry.top1:5.1f}  {entry.exclude_scopes:48} {entry.url}")
+        known = fetch.KNOWN_ARCHIVES.get(entry.url)
+        pinned = known.algorithm if known else "-"
+        rows.append(f"{name:22} {entry.top1:5.1f}  {entry.exclude_scopes:48} {pinned:6} "
+                    f"{entry.url}")
+    rows.append("pinned: the digest every download must match; '-': none is published, so the "
+                "first download prints the archive's sha256 (a mirror's .sha256 file is checked "
+                "if present).")
     return "\n".join(rows)
 
 
@@ -64,14 +79,35 @@ def download_checkpoint(name: str, checkpoint_dir: str, mirror: str | None = Non
       The checkpoint prefix to pass as --checkpoint_path and its exclude scopes.
 
     Raises:
-      SlimError: unknown name, download/checksum/archive problems, or an
-        archive without the expected checkpoint.
+      SlimError: unknown name, download/checksum/archive problems, an
+        archive without the expected checkpoint, or the file system refused
+        a write (read-only, no space left, a file in the way), naming the
+        path and --checkpoint_dir.
     """
     entry = ZOO.get(name)
+    try:
+        return _download_checkpoint(name, entry, checkpoint_dir, mirror, keep_archive, quiet)
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as e:
+        path = getattr(e, "filename", None) or checkpoint_dir
+        if mirror and not _is_inside(path, checkpoint_dir):  # a local mirror's file
+            raise SlimError(f"cannot read {path} ({e.strerror or e}); check --mirror.") from None
+        raise train_dir.dir_error(path, e, flag="--checkpoint_dir") from None
+
+
+def _is_inside(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or lies under it."""
+    path, directory = os.path.abspath(path), os.path.abspath(directory)
+    return os.path.commonpath([path, directory]) == directory
+
+
+def _download_checkpoint(name: str, entry: ZooCheckpoint, checkpoint_dir: str,
+                         mirror: str | None, keep_archive: bool,
+                         quiet: bool) -> CheckpointResult:
     target = os.path.join(checkpoint_dir, entry.subdir) if entry.subdir else checkpoint_dir
     prefix = os.path.join(target, entry.checkpoint)
     if _checkpoint_exists(prefix):
         return CheckpointResult(name, prefix, entry.exclude_scopes, None, True)
+    os.makedirs(target, exist_ok=True)  # a refusal names the directory, before any download
     got = fetch.fetch(entry.url, target, mirror, quiet)
     archives.extract(got.path, target)
     if got.owned and not keep_archive:

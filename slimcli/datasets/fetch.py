@@ -1,12 +1,14 @@
-"""Downloads with progress, resume and SHA-256 verification; `--mirror` support.
+"""Downloads with progress, resume and checksum verification; `--mirror` support.
 
 Every archive is named by its upstream URL. With a mirror, the same file
 name is taken from the mirror instead: `--mirror=https://host/dir` fetches
 `https://host/dir/<file name>`, `--mirror=/some/dir` reads `/some/dir/<file
 name>` in place (never copied, never deleted).
 
-Verification: the SHA-256 (and size) pinned for the upstream URL in
-`KNOWN_ARCHIVES` always wins. A mirror may carry `<file name>.sha256` beside
+Verification: the digest (and size) pinned for the upstream URL in
+`KNOWN_ARCHIVES` always wins; a pin is a SHA-256 or SHA-384 digest (both are
+computed in the same single pass over the bytes, while downloading or
+verifying). A mirror may carry `<file name>.sha256` beside
 the archive (`sha256sum` format), but it is read only for files with no pin:
 then the file must match it, and a warning says that this guards against a
 broken transfer, not against a tampered mirror. A pinned file that differs
@@ -35,17 +37,54 @@ CHUNK = 1 << 20
 TIMEOUT_S = 60
 
 
+# Hex length of the digest of each algorithm a pin may name.
+DIGEST_ALGORITHMS = {"sha256": 64, "sha384": 96}
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
 @dataclasses.dataclass(frozen=True)
 class KnownArchive:
-    """A published checksum: byte size, SHA-256 hex digest and who published it."""
+    """A published checksum: byte size, digest and who published it.
+
+    `digest` is a SHA-256 hex digest, or `<algorithm>:<hex>` for any algorithm
+    of `DIGEST_ALGORITHMS` (`sha384:...`, as open_model_zoo publishes); its
+    parts are `algorithm` and `hexdigest`.
+    """
     size: int | None
-    sha256: str
+    digest: str
     published_by: str
+    algorithm: str = dataclasses.field(init=False)
+    hexdigest: str = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        algorithm, _, hexdigest = self.digest.lower().rpartition(":")
+        algorithm = algorithm or "sha256"
+        if DIGEST_ALGORITHMS.get(algorithm) != len(hexdigest) or not _HEX.match(hexdigest):
+            raise SlimError(f"pinned digest {self.digest!r} (by {self.published_by}) is not "
+                            f"'<hex>' (SHA-256) or '<algorithm>:<hex>' with an algorithm of "
+                            f"{', '.join(DIGEST_ALGORITHMS)} and a hex digest of its length.")
+        object.__setattr__(self, "algorithm", algorithm)
+        object.__setattr__(self, "hexdigest", hexdigest)
+
+
+class Digests:
+    """The hashes of one byte stream, fed once: SHA-256 always, plus a pin's own algorithm."""
+
+    def __init__(self, expected: KnownArchive | None = None):
+        names = dict.fromkeys(["sha256", expected.algorithm if expected else "sha256"])
+        self._hashers = {name: hashlib.new(name) for name in names}
+
+    def update(self, chunk: bytes) -> None:
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+
+    def hexdigest(self, algorithm: str = "sha256") -> str:
+        return self._hashers[algorithm].hexdigest()
 
 
 _TFDS = "TensorFlow Datasets url_checksums"
 KNOWN_ARCHIVES: dict[str, KnownArchive] = {
-    "http://download.tensorflow.org/example_images/flower_photos.tgz": KnownArchive(
+    "https://download.tensorflow.org/example_images/flower_photos.tgz": KnownArchive(
         228813984, "4c54ace7911aaffe13a365c34f650e71dd5bf1be0a58b464e5a7183e3e595d9c",
         f"{_TFDS}/tf_flowers.txt"),
     "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz": KnownArchive(
@@ -133,7 +172,6 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
                             f"{url}); put the archive there or drop --mirror to download it.")
         expected, source = _expected_for(url, lambda: _read_local_sidecar(path))
         digest = verify_file(path, expected, source, quiet)
-        _report(name, digest, source, first_time=True)
         return FetchedFile(path, False, digest, source)
     source_url = f"{mirror.rstrip('/')}/{name}" if mirror else url
     expected, source = _expected_for(
@@ -141,24 +179,25 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
     os.makedirs(dest_dir, exist_ok=True)
     dest = os.path.join(dest_dir, name)
     if os.path.isfile(dest):
-        digest = verify_file(dest, expected, source, quiet)
-        _report(name, digest, source, first_time=False)
+        digest = verify_file(dest, expected, source, quiet, first_time=False)
         return FetchedFile(dest, True, digest, source)
-    digest = _download(source_url, dest + ".part", quiet)
-    _check(dest + ".part", name, digest, os.path.getsize(dest + ".part"), expected, source,
+    digests = _download(source_url, dest + ".part", quiet, expected)
+    _check(dest + ".part", name, digests, os.path.getsize(dest + ".part"), expected, source,
            remove_on_mismatch=True)
     fileio.publish(dest + ".part", dest)  # the .part file stays on failure: a rerun resumes it
-    _report(name, digest, source, first_time=True)
-    return FetchedFile(dest, True, digest, source)
+    _report(name, digests, expected, source, first_time=True)
+    return FetchedFile(dest, True, digests.hexdigest(), source)
 
 
-def _report(name: str, digest: str, source: str | None, first_time: bool) -> None:
+def _report(name: str, digests: Digests, expected: KnownArchive | None, source: str | None,
+            first_time: bool) -> None:
     """One line: what the file matched, or (on its first download) that nothing was known."""
-    if source is not None:
-        print(f"verified {name}: sha256 {digest[:16]}... matches {source}.")
+    if expected is not None:
+        print(f"verified {name}: {expected.algorithm} "
+              f"{digests.hexdigest(expected.algorithm)[:16]}... matches {source}.")
     elif first_time:
         print(f"note: no published checksum for {name} (no pinned digest, no .sha256 file on "
-              f"the mirror), so it is unverified; its sha256 is {digest}.")
+              f"the mirror), so it is unverified; its sha256 is {digests.hexdigest()}.")
 
 
 SIDECAR_SOURCE = "the mirror's .sha256 file"
@@ -216,8 +255,12 @@ def _read_remote_sidecar(url: str) -> str | None:
 
 
 def verify_file(path: str, expected: KnownArchive | None, source: str | None,
-                quiet: bool = False) -> str:
-    """Hashes `path` and compares it with `expected`.
+                quiet: bool = False, first_time: bool = True) -> str:
+    """Hashes `path` once and compares it with `expected`, then says what it matched.
+
+    Args:
+      first_time: the file was not seen before (a mirror's file read in place):
+        a file with nothing to match says so.
 
     Returns:
       The SHA-256 hex digest.
@@ -225,31 +268,34 @@ def verify_file(path: str, expected: KnownArchive | None, source: str | None,
     Raises:
       SlimError: size or digest differ; the message names the file and both values.
     """
-    digest = sha256_file(path, quiet)
-    _check(path, os.path.basename(path), digest, os.path.getsize(path), expected, source,
+    digests = _hash_file(path, expected, quiet)
+    _check(path, os.path.basename(path), digests, os.path.getsize(path), expected, source,
            remove_on_mismatch=False)
-    return digest
+    _report(os.path.basename(path), digests, expected, source, first_time)
+    return digests.hexdigest()
 
 
-def sha256_file(path: str, quiet: bool = False) -> str:
-    """The SHA-256 hex digest of a file, with a progress bar for big files."""
-    hasher = hashlib.sha256()
+def _hash_file(path: str, expected: KnownArchive | None = None, quiet: bool = False) -> Digests:
+    """The SHA-256 (and `expected`'s algorithm) of a file in one read, with a progress bar
+    for big files."""
+    digests = Digests(expected)
     size = os.path.getsize(path)
     with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, leave=False,
-                                     desc=f"sha256 {os.path.basename(path)}",
+                                     desc=f"checksum {os.path.basename(path)}",
                                      disable=quiet or size < 64 * CHUNK) as bar:
         while chunk := f.read(CHUNK):
-            hasher.update(chunk)
+            digests.update(chunk)
             bar.update(len(chunk))
-    return hasher.hexdigest()
+    return digests
 
 
-def _check(path: str, name: str, digest: str, size: int, expected: KnownArchive | None,
+def _check(path: str, name: str, digests: Digests, size: int, expected: KnownArchive | None,
            source: str | None, remove_on_mismatch: bool) -> None:
     if expected is None:
         return
+    digest = digests.hexdigest(expected.algorithm)
     bad_size = expected.size is not None and size != expected.size
-    if digest == expected.sha256 and not bad_size:
+    if digest == expected.hexdigest and not bad_size:
         return
     if remove_on_mismatch:
         os.remove(path)
@@ -257,8 +303,8 @@ def _check(path: str, name: str, digest: str, size: int, expected: KnownArchive 
     else:
         fix = f"delete {path} and rerun to download it again"
     size_note = f" (size {size} bytes, expected {expected.size})" if bad_size else ""
-    raise SlimError(f"checksum mismatch for {name}: sha256 {digest}{size_note}, expected "
-                    f"{expected.sha256} from {source}; {fix}.")
+    raise SlimError(f"checksum mismatch for {name}: {expected.algorithm} {digest}{size_note}, "
+                    f"expected {expected.hexdigest} from {source}; {fix}.")
 
 
 def _request(url: str, start: int = 0) -> urllib.request.Request:
@@ -272,14 +318,15 @@ def _reason(e: BaseException) -> str:
     return str(getattr(e, "reason", None) or e) or type(e).__name__
 
 
-def _download(url: str, part: str, quiet: bool) -> str:
-    """Downloads `url` into `part`, resuming from its current size; returns the SHA-256."""
+def _download(url: str, part: str, quiet: bool, expected: KnownArchive | None) -> Digests:
+    """Downloads `url` into `part`, resuming from its current size; returns its digests
+    (SHA-256 and `expected`'s algorithm), computed as the bytes arrive."""
     start = os.path.getsize(part) if os.path.isfile(part) else 0
     try:
         resp = urllib.request.urlopen(_request(url, start), timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         if e.code == 416 and start:
-            return _range_not_satisfiable(url, part, e, quiet)
+            return _range_not_satisfiable(url, part, e, quiet, expected)
         raise SlimError(f"download of {url} failed: HTTP {e.code} {e.reason}; check the URL "
                         f"or --mirror.") from None
     except (urllib.error.URLError, OSError, HTTPException) as e:
@@ -290,50 +337,53 @@ def _download(url: str, part: str, quiet: bool) -> str:
             start = 0  # The server ignored the range: start over.
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        hasher = _hash_prefix(part, start)
-        received = _stream(resp, part, start, total, hasher, url, quiet)
+        digests = _hash_prefix(part, start, expected)
+        received = _stream(resp, part, start, total, digests, url, quiet)
     if total is not None and received < total:
         raise SlimError(f"download of {url} stopped at {received} of {total} bytes; rerun the "
                         f"same command to resume from byte {received}.")
-    return hasher.hexdigest()
+    return digests
 
 
 def _range_not_satisfiable(url: str, part: str, error: urllib.error.HTTPError,
-                           quiet: bool) -> str:
+                           quiet: bool, expected: KnownArchive | None) -> Digests:
     """A 416 reply to a resume: the part is complete, or too long and restarted."""
     content_range = error.headers.get("Content-Range", "") if error.headers else ""
     total = content_range.rsplit("/", 1)[-1]
     if total.isdigit() and int(total) == os.path.getsize(part):
-        return _hash_prefix(part, int(total)).hexdigest()
+        return _hash_prefix(part, int(total), expected)
     os.remove(part)
-    return _download(url, part, quiet)
+    return _download(url, part, quiet, expected)
 
 
-def _hash_prefix(part: str, start: int):
-    hasher = hashlib.sha256()
+def _hash_prefix(part: str, start: int, expected: KnownArchive | None) -> Digests:
+    """The digests of the `start` bytes already in `part` (a resumed download)."""
     if start:
-        with open(part, "rb") as f:
-            while chunk := f.read(CHUNK):
-                hasher.update(chunk)
-    return hasher
+        return _hash_file(part, expected, quiet=True)
+    return Digests(expected)
 
 
-def _stream(resp, part: str, start: int, total: int | None, hasher, url: str,
+def _stream(resp, part: str, start: int, total: int | None, digests: Digests, url: str,
             quiet: bool) -> int:
+    """Appends the reply to `part`. A write error (a full disk) propagates as the OSError it
+    is; a broken transfer is the error saying a rerun resumes."""
     received = start
     name = archive_name(url)
     with open(part, "ab" if start else "wb") as out, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, desc=f"download {name}",
             disable=quiet) as bar:
-        try:
-            while chunk := resp.read(CHUNK):
-                out.write(chunk)
-                hasher.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-        except (OSError, HTTPException) as e:
-            out.flush()
-            of_total = f" of {total}" if total is not None else ""
-            raise SlimError(f"download of {url} stopped at {received}{of_total} bytes "
-                            f"({_reason(e)}); rerun the same command to resume.") from None
+        while chunk := _read_chunk(resp, url, received, total):
+            out.write(chunk)
+            digests.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
     return received
+
+
+def _read_chunk(resp, url: str, received: int, total: int | None) -> bytes:
+    try:
+        return resp.read(CHUNK)
+    except (OSError, HTTPException) as e:
+        of_total = f" of {total}" if total is not None else ""
+        raise SlimError(f"download of {url} stopped at {received}{of_total} bytes "
+                        f"({_reason(e)}); rerun the same command to resume.") from None

@@ -21,7 +21,7 @@ from slimcli.datasets.shards import contiguous_shards
 from slimcli.datasets.spec import SHARD_OPTIONS, VALIDATION_SPLIT_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
-DATA_URL = "http://download.tensorflow.org/example_images/flower_photos.tgz"
+DATA_URL = "https://download.tensorflow.org/example_images/flower_photos.tgz"
 NUM_VALIDATION = 350
 UPSTREAM_NUM_PHOTOS = 3670
 NUM_SHARDS = 5

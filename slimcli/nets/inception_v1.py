@@ -13,7 +13,7 @@ import tensorflow as tf
 from slimcli import slim
 from slimcli.nets import inception_utils
 from slimcli.nets.inception_utils import concat_branches, run_blocks, trunc_normal
-from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint, open_model_zoo_pin
 
 # Channels of each Inception module: Branch_0 1x1; Branch_1 1x1 -> 3x3;
 # Branch_2 1x1 -> 3x3; Branch_3 3x3 max pool -> 1x1.
@@ -145,6 +145,9 @@ NETS = (
             default_image_size=224, preprocessing="inception",
             predictions_op="InceptionV1/Logits/Predictions/Reshape_1",
             logits_scopes=("InceptionV1/Logits",),
+            # Digest: open_model_zoo models/public/googlenet-v1-tf/model.yml.
             zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v1_2016_08_28.tar.gz",
-                              "inception_v1.ckpt", 69.8)),
+                              "inception_v1.ckpt", 69.8, **open_model_zoo_pin(
+                                  "googlenet-v1-tf", "sha256:7a620c430fcaba8f8f716241f5148c4c47"
+                                  "c035cce4e49ef02cfbe6cd1adf96a6", 24642554))),
 )

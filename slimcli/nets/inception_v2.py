@@ -16,7 +16,7 @@ from slimcli.errors import SlimError
 from slimcli.nets import inception_utils
 from slimcli.nets.inception_utils import (concat_branches, reduced_kernel_size_for_small_input,
                                           run_blocks, trunc_normal)
-from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint
+from slimcli.nets.registry import TF_MODELS_URL, NetSpec, ZooCheckpoint, open_model_zoo_pin
 
 # Inception modules: Branch_0 1x1; Branch_1 1x1 -> 3x3; Branch_2 1x1 -> 3x3 -> 3x3
 # (both 3x3 of the same depth); Branch_3 3x3 pool ('avg' or 'max') -> 1x1.
@@ -203,6 +203,10 @@ NETS = (
             default_image_size=224, preprocessing="inception",
             predictions_op="InceptionV2/Predictions/Reshape_1",
             logits_scopes=("InceptionV2/Logits",),
+            # Digest: open_model_zoo models/public/googlenet-v2-tf/model.yml.
             zoo=ZooCheckpoint(f"{TF_MODELS_URL}inception_v2_2016_08_28.tar.gz",
-                              "inception_v2.ckpt", 73.9)),
+                              "inception_v2.ckpt", 73.9, **open_model_zoo_pin(
+                                  "googlenet-v2-tf", "sha384:c0b2efbae8fc5e237ae67637dca3f311d4"
+                                  "b4f7da576b56067e83d95c398a2fccd50baff9cc0de64335f4d7b78e1adb07",
+                                  41577079))),
 )

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from slimcli.registry import Registry
 
-# Where the zoo archives live (the original README's links).
-TF_MODELS_URL = "http://download.tensorflow.org/models/"
+# Where the zoo archives live (the original README's links, over https, which the host serves).
+TF_MODELS_URL = "https://download.tensorflow.org/models/"
 GCS_MODELS_URL = "https://storage.googleapis.com/download.tensorflow.org/models/"
 # The zoo note of the Caffe-converted 1000-class checkpoints (VGG, ResNet V1).
 LABELS_OFFSET_NOTE = ("Caffe-converted, 1000 classes: evaluate on ImageNet with "
@@ -36,6 +36,10 @@ class ZooCheckpoint:
       notes: extra flags the README says the checkpoint needs.
       subdir: unpack into `<checkpoint_dir>/<subdir>` (archives whose
         checkpoint is the generic `model.ckpt`, which would collide).
+      digest: the archive's published digest, `sha256:<hex>` or
+        `sha384:<hex>`; empty where none is known (see `open_model_zoo_pin`).
+      size: the archive's size in bytes, with `digest`.
+      digest_source: who published `digest`.
       model_name: the net it belongs to; set by its `NetSpec`.
       exclude_scopes: `--checkpoint_exclude_scopes` for fine-tuning on a new
         label set; set by its `NetSpec` from the net's `logits_scopes`.
@@ -45,8 +49,19 @@ class ZooCheckpoint:
     top1: float
     notes: str = ""
     subdir: str = ""
+    digest: str = ""
+    size: int | None = None
+    digest_source: str = ""
     model_name: str = dataclasses.field(default="", init=False)
     exclude_scopes: str = dataclasses.field(default="", init=False)
+
+
+def open_model_zoo_pin(model: str, digest: str, size: int) -> dict[str, Any]:
+    """`ZooCheckpoint` keywords pinning an archive to the digest and size recorded in
+    openvinotoolkit/open_model_zoo's `models/public/<model>/model.yml`, whose
+    `original_source` is the same upstream file."""
+    return {"digest": digest, "size": size,
+            "digest_source": f"open_model_zoo models/public/{model}/model.yml"}
 
 
 @dataclasses.dataclass(frozen=True)

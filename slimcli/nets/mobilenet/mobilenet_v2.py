@@ -16,7 +16,7 @@ from slimcli import slim
 from slimcli.nets.mobilenet import mobilenet as lib
 from slimcli.nets.mobilenet.conv_blocks import expand_input_by_factor, expanded_conv
 from slimcli.nets.mobilenet.mobilenet import op
-from slimcli.nets.registry import NetSpec, ZooCheckpoint
+from slimcli.nets.registry import NetSpec, ZooCheckpoint, open_model_zoo_pin
 
 
 def _block(stride: int, num_outputs: int) -> lib.Op:
@@ -110,10 +110,12 @@ def training_scope(weight_decay: float = 0.00004, **kwargs: Any) -> dict:
 ZOO_URL = "https://storage.googleapis.com/mobilenet_v2/checkpoints/"
 
 
-def _spec(name: str, zoo: str = "", top1: float = 0.0, **fn_kwargs: Any) -> NetSpec:
-    """One variant; `zoo` names the published archive (`1.0_224`) with its `top1`."""
+def _spec(name: str, zoo: str = "", top1: float = 0.0, pin: dict | None = None,
+          **fn_kwargs: Any) -> NetSpec:
+    """One variant; `zoo` names the published archive (`1.0_224`) with its `top1` and `pin`
+    (`open_model_zoo_pin`)."""
     checkpoint = ZooCheckpoint(f"{ZOO_URL}mobilenet_v2_{zoo}.tgz", f"mobilenet_v2_{zoo}.ckpt",
-                               top1) if zoo else None
+                               top1, **(pin or {})) if zoo else None
     width = fn_kwargs.get("depth_multiplier")
     return NetSpec(name=name, fn=mobilenet, arg_scope=training_scope, default_image_size=224,
                    preprocessing="inception", predictions_op="MobilenetV2/Predictions/Reshape_1",
@@ -122,7 +124,12 @@ def _spec(name: str, zoo: str = "", top1: float = 0.0, **fn_kwargs: Any) -> NetS
 
 
 NETS = (
-    _spec("mobilenet_v2", "1.0_224", 71.9),
-    _spec("mobilenet_v2_140", "1.4_224", 74.9, depth_multiplier=1.4),
+    # Digests: open_model_zoo models/public/mobilenet-v2-{1.0,1.4}-224/model.yml.
+    _spec("mobilenet_v2", "1.0_224", 71.9, open_model_zoo_pin(
+        "mobilenet-v2-1.0-224",
+        "sha256:318084bc1b63d6d7b854553e09cdf77078b1c0168be27c59a0d44253b5ed49dc", 78306834)),
+    _spec("mobilenet_v2_140", "1.4_224", 74.9, open_model_zoo_pin(
+        "mobilenet-v2-1.4-224", "sha384:fd257f73e8ee5280328903afa6bbd646dcf4e8ae7c090e3424cf05d9"
+        "73c0940fe02ee220a3a5a20ea51cb9caacbf4961", 135977516), depth_multiplier=1.4),
     _spec("mobilenet_v2_035", depth_multiplier=0.35, finegrain_classification_mode=True),
 )
