@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_helpers import (SYNSET_TEXT, SYNSETS, make_coco_zips, make_imagenet_tree,
+from datasets_helpers import (SYNSET_TEXT, SYNSETS, make_coco_zips, make_imagenet_tree, pin,
                              read_examples, serve, sha256)
 from slimcli.cli import download as cli
 from slimcli.datasets import fetch, get_dataset, imagenet, visualwakewords
@@ -181,3 +182,58 @@ def test_visualwakewords_coco_url_flags(tmp_path, coco_server, capsys):
     assert text.count("note: no published checksum for") == 3  # custom URLs: digest printed
     assert os.path.isdir(os.path.join(out, "coco", "val2014"))
     assert get_dataset("visualwakewords", "val", out).num_samples == 4
+
+
+@pytest.mark.parametrize("bad_member,why", [
+    ({}, "holds no annotations/instances_train2014.json"),
+    ({"annotations/instances_train2014.json": "{not json"}, "is not valid JSON"),
+    ({"annotations/instances_train2014.json": "[1, 2]"}, "has no 'images' list"),
+], ids=["missing", "not-json", "not-coco"])
+def test_visualwakewords_rejected_annotations_zip_leaves_nothing(tmp_path, coco_server,
+                                                                  monkeypatch, bad_member, why):
+    server, _ = coco_server
+    archive = os.path.join(server.root, "annotations_trainval2014.zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("annotations/instances_val2014.json", '{"images": []}')
+        for name, text in bad_member.items():
+            zf.writestr(name, text)
+    pin(monkeypatch, COCO + "annotations/annotations_trainval2014.zip", archive)
+    out = tmp_path / "vww"
+    options = ConvertOptions(mirror=server.url, quiet=True, num_shards=1)
+    with pytest.raises(SlimError, match=rf"annotations_trainval2014.zip {why}|"
+                                        rf"instances_train2014.json of annotations_trainval"
+                                        rf"2014.zip {why}"):
+        visualwakewords.convert(str(out), options)
+    coco_dir = out / "coco_dataset"
+    assert sorted(os.listdir(coco_dir)) == [  # the zips (kept, as upstream) and their images
+        ".train2014.zip.extracted", ".val2014.zip.extracted", "annotations_trainval2014.zip",
+        "train2014", "train2014.zip", "val2014", "val2014.zip"]
+
+
+def test_imagenet_class_without_a_readable_image(tmp_path, raw_imagenet, capsys):
+    root, _ = raw_imagenet
+    synset_dir = root / "train" / "n01443537"
+    names = sorted(os.listdir(synset_dir))
+    for name in names:  # every goldfish photo broken: the first one empty, the others cut short
+        data = (synset_dir / name).read_bytes()
+        (synset_dir / name).write_bytes(b"" if name == names[0] else data[:40])
+    (root / "train" / "n01440764" / "n01440764_1.JPEG").write_bytes(b"")  # one of four: skipped
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(["slim-download", "--dataset_name=imagenet", f"--image_dir={root}",
+                 f"--dataset_dir={out}", "--num_shards=8", "--noprogress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and err == [
+        f"slim-download: error: ImageNet class n01443537 (goldfish, Carassius auratus) in "
+        f"{root}/train: none of its 4 image(s) can be read (e.g. n01443537/{names[0]}: empty "
+        f"file (0 bytes)); replace the broken files, or the class has no train example."]
+    assert not (out / "dataset.json").exists() and not (out / "labels.txt").exists()
+    # Replaced: the same command converts, and the one broken tench photo is skipped by name.
+    make_imagenet_tree(str(tmp_path / "fresh"))
+    for name in names:
+        (synset_dir / name).write_bytes((tmp_path / "fresh" / "train" / "n01443537" /
+                                         name).read_bytes())
+    report = imagenet.convert(str(out), ConvertOptions(image_dir=str(root), quiet=True,
+                                                       num_shards=8))
+    assert report.records == {"validation": 6, "train": 11}
+    assert [name for name, _ in report.skipped] == ["train/n01440764/n01440764_1.JPEG"]

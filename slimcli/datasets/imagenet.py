@@ -16,11 +16,14 @@ them, PNG and CMYK files are re-encoded as RGB JPEG (quality 100), and
 records carry `image/class/{label,synset,text}`, `image/object/bbox/*`,
 `image/object/bbox/label`, `image/colorspace` `RGB`, `image/channels` 3,
 `image/format` `JPEG`, `image/filename`. A split whose folder is absent is
-left out (e.g. validation only, for evaluating zoo checkpoints).
+left out (e.g. validation only, for evaluating zoo checkpoints). Unreadable
+files are skipped and named `<split>/<path in the split's folder>`; a class
+whose every image in a split is unreadable is an error.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import random
@@ -28,7 +31,7 @@ import random
 from slimcli.datasets import dataset_utils as du, images
 from slimcli.datasets.convert import (ConversionPlan, ConversionReport, ConvertOptions,
                                       ImagenetOptions, run_conversion)
-from slimcli.datasets.shards import SkipItem, nested_linspace_shards
+from slimcli.datasets.shards import SkipItem, WriteResult, nested_linspace_shards
 from slimcli.datasets.spec import SHARD_OPTIONS, DatasetSpec
 from slimcli.errors import SlimError
 
@@ -117,7 +120,7 @@ def find_images(directory: str, synsets: list[str], flat_labels: str) -> list[tu
     return [(name, label_of[s]) for name, s in zip(files, labels)]
 
 
-def _make_encoder(directory: str, synsets: list[str], texts: dict[str, str],
+def _make_encoder(split: str, directory: str, synsets: list[str], texts: dict[str, str],
                   boxes: dict[str, list[list[float]]]):
     def encode(item: tuple[str, int]) -> bytes:
         rel, label = item
@@ -126,9 +129,9 @@ def _make_encoder(directory: str, synsets: list[str], texts: dict[str, str],
                 data = f.read()
             decoded = images.decode_check(data)
         except OSError as e:
-            raise SkipItem(rel, e.strerror or str(e)) from None
+            raise SkipItem(f"{split}/{rel}", e.strerror or str(e)) from None
         except images.UnreadableImage as e:
-            raise SkipItem(rel, e.reason) from None
+            raise SkipItem(f"{split}/{rel}", e.reason) from None
         if decoded.format != "JPEG" or decoded.mode not in ("RGB", "L"):
             data = images.reencode_jpeg(decoded)
         width, height = decoded.size
@@ -164,28 +167,56 @@ def _read_labels(paths: dict[str, str], explicit_boxes: str):
     return synsets, texts, boxes
 
 
+def check_readable_classes(found: dict[str, list[tuple[str, int]]], result: WriteResult,
+                           synsets: list[str], texts: dict[str, str],
+                           paths: dict[str, str]) -> None:
+    """Refuses a split in which a class has images but not one of them could be read.
+
+    Args:
+      found: split → (path in the split's folder, label) of every image.
+      result: the written shards, whose `skipped` names are `<split>/<path>`.
+
+    Raises:
+      SlimError: naming the synset, the folder, the image count and one reason.
+    """
+    reasons = dict(result.skipped)
+    for split, items in found.items():
+        total = collections.Counter(label for _, label in items)
+        readable = collections.Counter(label for rel, label in items
+                                       if f"{split}/{rel}" not in reasons)
+        for label in sorted(set(total) - set(readable)):
+            rel = next(rel for rel, item_label in items if item_label == label)
+            synset = synsets[label - 1]
+            raise SlimError(
+                f"ImageNet class {synset} ({texts[synset]}) in {paths[split]}: none of its "
+                f"{total[label]} image(s) can be read (e.g. {rel}: {reasons[f'{split}/{rel}']});"
+                f" replace the broken files, or the class has no {split} example.")
+
+
 def _plan(dataset_dir: str, paths: dict[str, str], splits: list[str],
           num_shards: dict[str, int], options: ConvertOptions) -> ConversionPlan:
     synsets, texts, boxes = _read_labels(paths, options.imagenet.bounding_box_file)
-    shards, encoders = [], {}
+    shards, encoders, found = [], {}, {}
     for split in ("validation", "train"):  # the original's order
         if split not in splits:
             continue
-        items = find_images(paths[split], synsets, paths["validation_labels_file"])
-        order = list(range(len(items)))
+        found[split] = find_images(paths[split], synsets, paths["validation_labels_file"])
+        order = list(range(len(found[split])))
         random.Random(RANDOM_SEED).shuffle(order)
-        items = [(split, *items[i]) for i in order]
+        items = [(split, *found[split][i]) for i in order]
         out = [os.path.join(dataset_dir, output_name(split, i, num_shards[split]))
                for i in range(num_shards[split])]
         shards.extend(nested_linspace_shards(split, items, out, ORIGINAL_NUM_THREADS))
-        encoders[split] = _make_encoder(paths[split], synsets, texts, boxes or {})
+        encoders[split] = _make_encoder(split, paths[split], synsets, texts, boxes or {})
     notes = [] if boxes is not None else [
         f"no {paths['bounding_box_file']}: records get no boxes."]
     labels = {0: "background", **{i + 1: texts[s] for i, s in enumerate(synsets)}}
     return ConversionPlan(
         shards=shards, encode=lambda item: encoders[item[0]](item[1:]), item_key=list,
         labels_to_names=labels, file_pattern="%s-*", notes=notes,
-        extra={"source": options.image_dir})
+        extra={"source": options.image_dir},
+        check_written=lambda result: check_readable_classes(found, result, synsets, texts,
+                                                            paths))
 
 
 def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:

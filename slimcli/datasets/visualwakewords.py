@@ -118,21 +118,38 @@ def _make_encoder(coco_dir: str):
     return encode
 
 
-def _download_coco(coco_dir: str, vww: VisualWakeWordsOptions, options: ConvertOptions) -> None:
-    for url in (vww.coco_train_url, vww.coco_validation_url, vww.coco_annotations_url):
+def _download_coco(coco_dir: str, vww: VisualWakeWordsOptions,
+                   options: ConvertOptions) -> dict[str, dict]:
+    """Fetches and extracts the three COCO zips; returns each split's instances JSON.
+
+    An annotations zip without both instances files (or with one that is not
+    COCO's) is rejected with its extraction removed, so a rerun with the
+    right zip starts clean.
+    """
+    for url in (vww.coco_train_url, vww.coco_validation_url):
         got = fetch.fetch(url, coco_dir, options.mirror, options.quiet)
         archives.extract_once(got.path, got.sha256, coco_dir)
+    got = fetch.fetch(vww.coco_annotations_url, coco_dir, options.mirror, options.quiet)
+    with archives.checked_extraction(got.path, got.sha256, coco_dir):
+        return {split: _load_instances(coco_dir, name, os.path.basename(got.path))
+                for split, (name, _, _) in SPLITS.items()}
 
 
-def _load_json(path: str) -> dict:
+def _load_instances(coco_dir: str, name: str, archive: str) -> dict:
+    """`annotations/<name>` of the extracted annotations zip, checked to be COCO instances."""
+    path = os.path.join(coco_dir, "annotations", name)
+    fix = "it is not COCO's 2014 annotations zip; check --coco_annotations_url or --mirror"
     if not os.path.isfile(path):
-        raise SlimError(f"{path} is missing: the COCO annotations zip did not hold "
-                        f"annotations/{os.path.basename(path)}; check --coco_annotations_url.")
+        raise SlimError(f"{archive} holds no annotations/{name}: {fix}.")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            return json.load(f)
+            coco = json.load(f)
     except ValueError as e:
-        raise SlimError(f"{path} is not valid JSON ({e}); delete it and rerun.") from None
+        raise SlimError(f"annotations/{name} of {archive} is not valid JSON ({e}): "
+                        f"{fix}.") from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
+        raise SlimError(f"annotations/{name} of {archive} has no 'images' list: {fix}.")
+    return coco
 
 
 def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
@@ -159,11 +176,10 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
     coco_dir = os.path.join(dataset_dir, vww.coco_dirname)
 
     def prepare() -> ConversionPlan:
-        _download_coco(coco_dir, vww, options)
+        instances = _download_coco(coco_dir, vww, options)
         shards = []
-        for split, (annotations_name, folder, _) in SPLITS.items():
-            coco = _load_json(os.path.join(coco_dir, "annotations", annotations_name))
-            filtered = filter_annotations(coco, vww.small_object_area_threshold,
+        for split, (_, folder, _) in SPLITS.items():
+            filtered = filter_annotations(instances[split], vww.small_object_area_threshold,
                                           vww.foreground_class_of_interest)
             out = os.path.join(dataset_dir, f"instances_visualwakewords_{split}2014.json")
             with open(out, "w", encoding="utf-8") as f:
