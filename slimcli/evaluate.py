@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from slimcli import datasets, fileio, nets, slim
 from slimcli import precision as precision_lib
 from slimcli.config import option
 from slimcli.distribute import local_strategy
+from slimcli.nets import nets_factory
 from slimcli.errors import SlimError
 from slimcli.precision import PRECISION_HELP
 from slimcli.slim import evaluation, metrics
@@ -123,6 +125,53 @@ def _mismatch_hint(error: CheckpointMismatch, net: nets.NetworkFn, config: EvalC
     return hint
 
 
+def _missing_hint(error: CheckpointMismatch, path: str, keys: Any, named: dict,
+                  config: EvalConfig) -> str:
+    """Why a checkpoint lacks variables: another net's checkpoint, or a part of one."""
+    if len(error.missing) < len(named):
+        return (f"{error.details} Likely fix: the checkpoint was made with other settings of "
+                f"{config.model_name}; evaluate it with the --model_name (and variant) it was "
+                f"trained as.")
+    made_by, fix = nets_factory.checkpoint_owner(keys, config.model_name)
+    return (f"checkpoint {path} holds none of the {len(named)} variables "
+            f"of {config.model_name}: it is a checkpoint {made_by}. Evaluate it with {fix}, "
+            f"or pass a checkpoint of {config.model_name}.")
+
+
+def _warn_unconverged_batch_norm(path: str, reader: Any, net: nets.NetworkFn) -> None:
+    """One warning when the batch-norm moving statistics cannot have converged.
+
+    After `s` steps at decay `d` a moving statistic still holds `d**s` of its
+    initial value (0 for the mean, 1 for the variance); beyond 5% the eval
+    normalizes with wrong statistics (often near chance accuracy).
+    """
+    keys = reader.get_variable_to_shape_map()
+    if "global_step" not in keys or not any(k.endswith("/moving_variance") for k in keys):
+        return
+    step = int(reader.get_tensor("global_step"))
+    settings = _train_settings(path)
+    decay = settings.get("batch_norm_decay") or nets_factory.default_batch_norm_decay(net.spec)
+    recomputed = settings.get("recompute_batch_norm_stats") and \
+        settings.get("max_number_of_steps") == step
+    if decay is None or recomputed or decay ** step <= 0.05:
+        return
+    log.warning("Batch-norm statistics of %s cannot have converged: global step %d is small "
+                "beside 1/(1 - decay) = %d steps at --batch_norm_decay=%g (%.0f%% of their "
+                "initial values remain), so accuracy can be far below training's; retrain or "
+                "resume with --recompute_batch_norm_stats=100 (or a lower --batch_norm_decay).",
+                path, step, round(1 / (1 - decay)), decay, 100 * decay ** step)
+
+
+def _train_settings(path: str) -> dict:
+    """The train_config.json slim-train wrote next to checkpoint `path` ({} if none)."""
+    config = os.path.join(os.path.dirname(path), "train_config.json")
+    try:
+        with tf.io.gfile.GFile(config) as f:
+            return json.load(f)
+    except (tf.errors.OpError, OSError, ValueError):
+        return {}
+
+
 def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
     """restore(path): loads a checkpoint (EMA shadows with --moving_average_decay)."""
     def restore(path: str) -> None:
@@ -131,8 +180,12 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
         try:
             slim.assign_from_checkpoint(path, named)
         except CheckpointMismatch as e:
+            if e.missing and not e.mismatched:
+                raise SlimError(_missing_hint(e, path, reader.get_variable_to_shape_map(),
+                                              named, config)) from None
             raise SlimError(f"{e}. Likely fix: {_mismatch_hint(e, net, config)}.") from None
         log.info("Restored %d variables from %s", len(named), path)
+        _warn_unconverged_batch_norm(path, reader, net)
     return restore
 
 

@@ -14,6 +14,7 @@ checkpoint already in `train_dir` wins over `--checkpoint_path` (resume).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -23,13 +24,14 @@ import tensorflow as tf
 
 from slimcli import fileio, optimization, slim
 from slimcli import precision as precision_lib
-from slimcli.distribute import StrategyInfo, make_strategy
 from slimcli import config as config_lib
 from slimcli.config import option
+from slimcli.distribute import StrategyInfo, make_strategy
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
 from slimcli.precision import PRECISION_HELP
 from slimcli.slim import learning, summaries
+from slimcli.slim.train_dir import TrainDirLock
 from slimcli.slim.moving_averages import ExponentialMovingAverage
 from slimcli.train_data import TrainData, make_train_data
 
@@ -127,6 +129,12 @@ class TrainConfig:
     synthetic_data: bool = option(False, "Train on generated images instead of a dataset.")
     synthetic_num_classes: int = option(10, "Classes of --synthetic_data.")
     progress_bar: bool | None = None
+    batch_norm_decay: float | None = dataclasses.field(default=None, metadata={
+        "help": "Decay of the batch-norm moving statistics, through the net's arg scope "
+                "(None = the net's own, e.g. 0.9997); lower it (0.99) for short runs."})
+    recompute_batch_norm_stats: int = dataclasses.field(default=0, metadata={
+        "help": "Before the final checkpoint, set the batch-norm moving mean/variance to "
+                "their average over this many training batches (0 = off); weights unchanged."})
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -147,6 +155,17 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise SlimError(f"--label_smoothing must be in [0, 1); got {self.label_smoothing}.")
         precision_lib.effective(self.precision, self.mixed_precision, self.mixed_precision_dtype)
+        if self.learning_rate < 0:
+            raise SlimError(f"--learning_rate must be >= 0; got {self.learning_rate}.")
+        if self.max_number_of_steps is not None and self.max_number_of_steps < 0:
+            raise SlimError(f"--max_number_of_steps must be >= 0 (or unset to train forever); "
+                            f"got {self.max_number_of_steps}.")
+        if self.batch_norm_decay is not None and not 0.0 <= self.batch_norm_decay < 1.0:
+            raise SlimError(f"--batch_norm_decay must be in [0, 1) (e.g. 0.99); got "
+                            f"{self.batch_norm_decay}.")
+        if self.recompute_batch_norm_stats < 0:
+            raise SlimError(f"--recompute_batch_norm_stats must be >= 0 batches; got "
+                            f"{self.recompute_batch_norm_stats}.")
         if self.decoded_cache_mb < 0:
             raise SlimError(f"--decoded_cache_mb must be >= 0 (0 always streams the records); "
                             f"got {self.decoded_cache_mb}.")
@@ -231,6 +250,8 @@ def make_init_fn(config: TrainConfig, network_fn: Any) -> Callable[[], None] | N
         try:
             restored = slim.assign_from_checkpoint(path, to_restore, config.ignore_missing_vars)
         except slim.checkpoints.CheckpointMismatch as e:
+            if not e.mismatched and len(e.missing) == len(to_restore):
+                raise SlimError(_foreign_checkpoint(path, config, len(to_restore))) from None
             names = [m[0] for m in e.mismatched] or list(e.missing)
             hint = suggest_exclude_scopes(names, network_fn.spec, exclude)
             raise SlimError(f"{e} Fine-tune with --checkpoint_exclude_scopes={hint}"
@@ -238,6 +259,15 @@ def make_init_fn(config: TrainConfig, network_fn: Any) -> Callable[[], None] | N
         log.info("Fine-tuning from %s: restored %d of %d variables", path, len(restored),
                  len(model_vars))
     return init_fn
+
+
+def _foreign_checkpoint(path: str, config: TrainConfig, num_vars: int) -> str:
+    """The error for a checkpoint that holds none of the net's variables (another net's)."""
+    keys = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    made_by, fix = nets_factory.checkpoint_owner(keys, config.model_name)
+    return (f"--checkpoint_path={path} holds none of the {num_vars} variables of "
+            f"{config.model_name}: it is a checkpoint {made_by}. Fine-tune it with {fix}, or "
+            f"pass a checkpoint of {config.model_name} (excluding scopes cannot help here).")
 
 
 def _loss_fn(network_fn: Any, config: TrainConfig, num_classes: int) -> Callable:
@@ -326,7 +356,8 @@ def setup_training(config: TrainConfig, info: StrategyInfo) -> TrainingRun:
         tf.random.set_seed(config.seed)
     data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
     network_fn = nets_factory.get_network_fn(config.model_name, data.num_classes,
-                                             weight_decay=config.weight_decay, is_training=True)
+                                             weight_decay=config.weight_decay, is_training=True,
+                                             batch_norm_decay=config.batch_norm_decay)
     with info.strategy.scope():
         network_fn.build([None, data.image_size, data.image_size, data.channels],
                          dtype=config.compute_dtype)
@@ -353,6 +384,12 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
                  "use TF_CONFIG or --worker_hosts for several machines.", config.master)
     info = info or make_strategy(config.num_clones, config.clone_on_cpu, config.num_ps_tasks,
                                  config.worker_hosts, config.task)
+    with TrainDirLock(config.train_dir) if info.is_chief else contextlib.nullcontext():
+        return _train_locked(config, info)
+
+
+def _train_locked(config: TrainConfig, info: StrategyInfo) -> int:
+    """`train` past the settings, with the chief holding `train_dir`'s writer lock."""
     run = setup_training(config, info)
     network_fn, step, ema, data = run.network_fn, run.step, run.ema, run.data
     if info.is_chief:
@@ -366,7 +403,8 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
     if config.compute_dtype == tf.float16 and not tf.config.list_logical_devices("GPU"):
         log.warning("float16 is very slow on CPUs (emulated); use --precision=bfloat16 there.")
     try:
-        final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save)
+        final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save,
+                          _recompute_fn(config, run, iterator))
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
         if config.compute_dtype != tf.float32 and "OpKernel" in str(e):
             raise SlimError(f"{config.model_name} uses an op with no {config.compute_dtype.name}"
@@ -378,7 +416,8 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
 
 
 def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: Any,
-              iterator: Any, summary_fn: Callable, to_save: dict) -> int:
+              iterator: Any, summary_fn: Callable, to_save: dict,
+              final_fn: Callable | None = None) -> int:
     return learning.train(
         lambda: step(iterator), config.train_dir, variables_to_save=to_save,
         global_step=step.global_step, number_of_steps=config.max_number_of_steps,
@@ -390,7 +429,60 @@ def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: An
         keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
         is_chief=info.is_chief, task=info.task,
         images_per_step=config.batch_size * info.num_replicas, summary_fn=summary_fn,
-        strategy=info.strategy, progress_bar=config.progress_bar)
+        strategy=info.strategy, progress_bar=config.progress_bar, final_fn=final_fn)
+
+
+def _recompute_fn(config: TrainConfig, run: TrainingRun, iterator: Any) -> Callable | None:
+    """`final_fn(step)` recomputing the batch-norm moving statistics (None when off)."""
+    if not config.recompute_batch_norm_stats:
+        return None
+    return lambda step: recompute_batch_norm_stats(run, iterator,
+                                                   config.recompute_batch_norm_stats,
+                                                   config.compute_dtype)
+
+
+def recompute_batch_norm_stats(run: TrainingRun, iterator: Any, num_batches: int,
+                               dtype: tf.DType = tf.float32) -> int:
+    """Sets every batch-norm moving mean/variance to its average over `num_batches` batches.
+
+    Each batch runs the net forward in training mode with a moving-average
+    decay of 0, so a moving statistic holds that batch's statistic; the
+    average over the batches (a cumulative average) is assigned at the end.
+    Weights are not updated. This is what the moving averages approximate
+    after many steps, without the bias of a short run towards their initial
+    values (0 and 1) or towards early weights.
+
+    Returns:
+      The number of statistics recomputed (0 when the net has no batch norm).
+    """
+    net = run.network_fn
+    moving = {n: v for n, v in net.variables_dict().items()
+              if n.endswith(("/moving_mean", "/moving_variance"))}
+    if not moving:
+        log.warning("--recompute_batch_norm_stats: %s has no batch-norm statistics; nothing "
+                    "to recompute.", net.spec.name)
+        return 0
+    saved_decay, net.batch_norm_decay = net.batch_norm_decay, 0.0
+
+    def forward(batch):
+        net(tf.cast(batch[0], dtype), is_training=True)
+
+    @tf.function
+    def one_batch(it):
+        run.strategy.run(forward, args=(next(it),))
+    sums = {n: 0.0 for n in moving}
+    try:
+        for _ in range(num_batches):
+            one_batch(iterator)
+            for name, value in learning.host_values(moving, run.strategy).items():
+                sums[name] = sums[name] + value.astype("float64")
+    finally:
+        net.batch_norm_decay = saved_decay
+    for name, var in moving.items():
+        var.assign(tf.cast(sums[name] / num_batches, var.dtype))
+    log.info("Recomputed %d batch-norm statistics over %d training batches", len(moving),
+             num_batches)
+    return len(moving)
 
 
 def _make_step(config: TrainConfig, network_fn: Any,

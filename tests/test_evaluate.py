@@ -142,6 +142,37 @@ def test_mismatched_checkpoint_and_bad_input_are_one_line_errors(dataset_dir, tm
     assert "validation" in capsys.readouterr().err
 
 
+def test_eval_loop_takes_no_lock_on_a_training_directory_in_use(dataset_dir, tmp_path):
+    from slimcli.slim.train_dir import TrainDirLock
+    train = str(tmp_path / "train")
+    _checkpoint(train, len(CLASSES), step=1)
+    with TrainDirLock(train):  # a trainer is writing there
+        assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={train}",
+                      f"--eval_dir={tmp_path / 'e'}", "--eval_loop", "--eval_interval_secs=0",
+                      "--eval_timeout=1"]) == 0
+
+
+def test_missing_variables_and_another_nets_checkpoint_name_a_real_fix(dataset_dir, tmp_path,
+                                                                      capsys):
+    values = _checkpoint(str(tmp_path / "part"), len(CLASSES))
+    del values["LeNet/conv2/weights"]
+    slim.save_checkpoint(values, str(tmp_path / "part" / "model.ckpt-3"))
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'part'}",
+                  f"--eval_dir={tmp_path / 'e'}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "lacks 1 variable(s): LeNet/conv2/weights" in line
+    assert "ignore_missing_vars" not in line and "--model_name" in line
+    cifarnet = nets.get_network_fn("cifarnet", len(CLASSES))
+    cifarnet.build([None, 32, 32, 3])
+    slim.save_checkpoint({n: v.numpy() for n, v in cifarnet.variables_dict().items()},
+                         str(tmp_path / "other" / "model.ckpt-5"))
+    assert _eval([f"--dataset_dir={dataset_dir}", f"--checkpoint_path={tmp_path / 'other'}",
+                  f"--eval_dir={tmp_path / 'e'}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "holds none of the 8 variables of lenet: it is a checkpoint of cifarnet" in line
+    assert "Evaluate it with --model_name=cifarnet" in line and "exclude" not in line
+
+
 def _with_corrupt_record(dataset_dir, target) -> str:
     """A copy of the converted dataset whose validation file ends with an undecodable image."""
     import shutil

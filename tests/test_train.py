@@ -112,6 +112,20 @@ def test_checkpoint_that_does_not_fit_names_variables_and_the_fix(tmp_path):
     assert slim.latest_checkpoint(cfg.train_dir) is None
 
 
+def test_checkpoint_of_another_net_names_that_net_not_every_scope(tmp_path):
+    cifarnet = nets_factory.get_network_fn("cifarnet", 10)
+    cifarnet.build([None, 32, 32, 3])
+    slim.save_checkpoint({n: v.numpy() for n, v in cifarnet.variables_dict().items()},
+                         str(tmp_path / "src" / "model.ckpt-1"))
+    cfg = _config(tmp_path, checkpoint_path=str(tmp_path / "src"))
+    with pytest.raises(SlimError) as err:
+        train_lib.train(cfg)
+    msg = str(err.value)
+    assert "holds none of the 8 variables of lenet: it is a checkpoint of cifarnet" in msg
+    assert "Fine-tune it with --model_name=cifarnet" in msg
+    assert "LeNet/conv1" not in msg  # no exclude list of every layer
+
+
 def test_bad_trainable_scopes_and_missing_checkpoint(tmp_path):
     with pytest.raises(SlimError, match="--trainable_scopes=LeNet/nope"):
         train_lib.train(_config(tmp_path, trainable_scopes="LeNet/nope"))

@@ -131,6 +131,20 @@ def default_batch_norm_decay(spec: NetSpec) -> float | None:
     return spec.arg_scope_kwargs.get("batch_norm_decay", own)
 
 
+def checkpoint_owner(keys: Any, model_name: str) -> tuple[str, str]:
+    """(`of <nets>` or `under <scopes>`, the `--model_name` fix) of a checkpoint's `keys`.
+
+    For a checkpoint holding none of `model_name`'s variables: names the factory
+    nets whose variable scope its keys start with.
+    """
+    tops = {k.split("/", 1)[0] for k in keys}
+    others = [name for name, spec in NETS_REGISTRY.items() if name != model_name and
+              spec.logits_scopes and spec.logits_scopes[0].split("/", 1)[0] in tops]
+    if others:
+        return f"of {' or '.join(others[:3])}", f"--model_name={others[0]}"
+    return f"under {sorted(tops)[:4]}", "the --model_name it was made for"
+
+
 def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0,
                    is_training: bool = False, batch_norm_decay: float | None = None,
                    **net_kwargs: Any) -> NetworkFn:
