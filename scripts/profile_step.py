@@ -104,20 +104,20 @@ def graph_stats(concrete, batch_size: int) -> dict:
 def trace_stats(step, iterator, steps: int, nodes: dict) -> tuple[dict, float]:
     """Kernel time (microseconds) per (op type, dtype) over `steps` profiled steps, and wall s."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    logdir = tempfile.mkdtemp(prefix="profile_step_")
-    tf.profiler.experimental.start(logdir)
-    start = time.perf_counter()
-    for _ in range(steps):
-        float(step(iterator)["total_loss"])
-    wall = time.perf_counter() - start
-    tf.profiler.experimental.stop()
-    paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
-    if not paths:
-        raise SlimError(f"the profiler wrote no trace under {logdir}; is another profiler "
-                        f"session running?")
     space = xplane_pb2.XSpace()
-    with open(paths[-1], "rb") as f:
-        space.ParseFromString(f.read())
+    with tempfile.TemporaryDirectory(prefix="profile_step_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            float(step(iterator)["total_loss"])
+        wall = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
+        if not paths:
+            raise SlimError("the profiler wrote no trace; is another profiler session running "
+                            "in this process?")
+        with open(paths[-1], "rb") as f:
+            space.ParseFromString(f.read())
     times = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
