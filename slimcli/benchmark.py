@@ -33,8 +33,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from slimcli import nets
 from slimcli import fileio
+from slimcli import nets
 from slimcli import precision as precision_lib
 from slimcli.config import option
 from slimcli.errors import SlimError
