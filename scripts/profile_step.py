@@ -37,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from slimcli import precision as precision_lib  # noqa: E402
-from slimcli.benchmark import RMSPROP  # noqa: E402
 from slimcli.errors import SlimError  # noqa: E402
 
 MATRIX_OPS = ("Conv2D", "MatMul", "DepthwiseConv2dNative", "BatchMatMul", "Einsum")
@@ -141,7 +140,7 @@ def profile(model_name: str, precision: str, batch_size: int, image_size: int | 
     from slimcli.train import TrainConfig, setup_training
     config = TrainConfig(model_name=model_name, batch_size=batch_size,
                          train_image_size=image_size, precision=precision, synthetic_data=True,
-                         synthetic_num_classes=1000, seed=0, progress_bar=False, **RMSPROP)
+                         synthetic_num_classes=1000, seed=0, progress_bar=False)
     config.validate()
     run = setup_training(config, make_strategy())
     iterator = run.iterator()

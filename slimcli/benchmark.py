@@ -51,8 +51,6 @@ MODES = ("train", "inference", "input", "all")
 # from each net's registry entry (`NetSpec.keras_twin`).
 KERAS_EQUIVALENTS: dict[str, tuple[str, dict]] = {
     name: spec.keras_twin for name, spec in nets.NETS_REGISTRY.items() if spec.keras_twin}
-# slim-train's default optimizer and its flags' defaults.
-RMSPROP = {"rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 
 
 @dataclasses.dataclass
@@ -273,11 +271,11 @@ def measured_peak_gflops(dtype: tf.DType = tf.float32, seconds: float = 1.0) -> 
 
 # ---------------------------------------------------------------- slimcli's side
 def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
-    from slimcli.train import TrainConfig
+    from slimcli.train import TrainConfig  # its defaults: slim-train's RMSProp and settings
     values = dict(model_name=config.model_name, batch_size=config.batch_size,
                   train_image_size=config.image_size, num_clones=config.num_clones,
                   clone_on_cpu=config.clone_on_cpu, precision=config.precision,
-                  jit_compile=config.jit_compile, seed=0, progress_bar=False, **RMSPROP)
+                  jit_compile=config.jit_compile, seed=0, progress_bar=False)
     if synthetic:
         values.update(synthetic_data=True, synthetic_num_classes=num_classes)
     else:
