@@ -356,3 +356,16 @@ def make_checkpoint_tgz(path: str, members: dict[str, bytes]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in members.items():
             _add_bytes(tar, name, data)
+
+
+def convert_folder(image_dir, dataset_dir, *flags: str) -> str:
+    """Runs `slim-download --dataset_name=folder` on `image_dir` in-process; fails unless it
+    exits 0. Returns `dataset_dir` as a string."""
+    from slimcli.cli import download as download_cli
+    argv = ["slim-download", "--dataset_name=folder", f"--image_dir={image_dir}",
+            f"--dataset_dir={dataset_dir}", *flags]
+    try:
+        download_cli.run(argv)
+    except SystemExit as stop:
+        assert stop.code == 0, f"{' '.join(argv)} exited {stop.code}"
+    return str(dataset_dir)

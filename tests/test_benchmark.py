@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from datasets_helpers import convert_folder
 from slimcli import benchmark, precision
 from slimcli.benchmark import BenchmarkConfig, run_benchmark
 from slimcli.cli import benchmark as benchmark_cli
-from slimcli.cli import download as download_cli
 from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
 
@@ -93,11 +93,7 @@ def folder_dataset(tmp_path_factory):
         for i in range(12):
             Image.fromarray((rng.rand(30, 30, 3) * 255).astype(np.uint8)).save(
                 root / "images" / f"class{c}" / f"{i}.png")
-    with pytest.raises(SystemExit) as exit_info:
-        download_cli.run(["slim-download", "--dataset_name=folder", "--noprogress",
-                          f"--image_dir={root / 'images'}", f"--dataset_dir={root / 'data'}"])
-    assert exit_info.value.code == 0
-    return str(root / "data")
+    return convert_folder(root / "images", root / "data", "--noprogress")
 
 
 def test_real_data_times_the_input_pipeline_and_reads_the_descriptor(folder_dataset):

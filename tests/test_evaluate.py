@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from datasets_helpers import read_examples
+from datasets_helpers import convert_folder, read_examples
 from slimcli import nets, slim
 from slimcli.cli import download as download_cli
 from slimcli.cli import evaluate as eval_cli
@@ -31,13 +31,7 @@ def dataset_dir(tmp_path_factory):
         for i in range(9):
             pixels = (rng.rand(28, 28, 3) * 60 + 80 * c).astype(np.uint8)
             Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
-    out = root / "records"
-    with pytest.raises(SystemExit) as exit_info:
-        download_cli.run(["slim-download", "--dataset_name=folder",
-                          f"--image_dir={root / 'images'}", f"--dataset_dir={out}",
-                          "--num_validation=11"])
-    assert exit_info.value.code == 0
-    return str(out)
+    return convert_folder(root / "images", root / "records", "--num_validation=11")
 
 
 def _checkpoint(train_dir, num_classes, step=3, seed=1, extra=None):

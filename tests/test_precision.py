@@ -19,9 +19,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from datasets_helpers import convert_folder
 from slimcli import evaluate, precision, slim
 from slimcli import train as train_lib
-from slimcli.cli import download as download_cli
 from slimcli.cli import train as train_cli
 from slimcli.cli.base import run_cli
 from slimcli.distribute import make_strategy
@@ -141,13 +141,7 @@ def dataset_dir(tmp_path_factory):
             pixels = np.clip(patterns[c] * 0.5 + rng.uniform(0, 128, (28, 28, 3)), 0, 255)
             Image.fromarray(pixels.astype(np.uint8)).save(root / "images" / f"class{c}" /
                                                           f"{i}.png")
-    out = root / "records"
-    with pytest.raises(SystemExit) as exit_info:
-        download_cli.run(["slim-download", "--dataset_name=folder",
-                          f"--image_dir={root / 'images'}", f"--dataset_dir={out}",
-                          "--num_validation=80"])
-    assert exit_info.value.code == 0
-    return str(out)
+    return convert_folder(root / "images", root / "records", "--num_validation=80")
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from datasets_helpers import convert_folder
 from slimcli import nets, slim
 from slimcli import evaluate as eval_lib
 from slimcli import train as train_lib
-from slimcli.cli import download as download_cli
 from slimcli.errors import SlimError
 from slimcli.nets.registry import NetSpec
 
@@ -71,12 +71,7 @@ def dataset_dir(tmp_path_factory):
             pixels[..., c] += 16
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(
                 root / "images" / f"c{c}" / f"{i}.png")
-    with pytest.raises(SystemExit) as exit_info:
-        download_cli.run(["slim-download", "--dataset_name=folder",
-                          f"--image_dir={root / 'images'}", f"--dataset_dir={root / 'records'}",
-                          "--num_validation=30"])
-    assert exit_info.value.code == 0
-    return str(root / "records")
+    return convert_folder(root / "images", root / "records", "--num_validation=30")
 
 
 def _train_and_evaluate(bn_net, dataset_dir, train_dir, **kw):
