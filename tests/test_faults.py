@@ -22,6 +22,8 @@ import tensorflow as tf
 
 from slimcli import optimization, slim, train_data
 from slimcli import train as train_lib
+from slimcli.cli import train as train_cli
+from slimcli.cli.base import run_cli
 from slimcli.errors import SlimError
 from slimcli.nets import nets_factory
 from slimcli.slim import checkpoints, learning
@@ -33,7 +35,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Lenet:
-    """A lenet train step on generated data, reset to the same start by `run`."""
+    """A lenet train step on generated data; `reset` puts it back at the same start."""
+
+    POISON = "LeNet/fc4/biases"  # a NaN here makes every logit, so the loss, NaN on any CPU
 
     def __init__(self):
         self.net = nets_factory.get_network_fn("lenet", 10, is_training=True)
@@ -50,21 +54,43 @@ class Lenet:
         self.variables = {**self.net.variables_dict(), "global_step": self.step.global_step}
         self.start = {n: v.numpy() for n, v in self.variables.items()}
 
-    def run(self, logdir, steps, lr=0.01, **kw):
-        """Trains in `logdir` up to `steps` (resuming what is there) with rate `lr`."""
+    def reset(self) -> "Lenet":
         for name, var in self.variables.items():
             var.assign(self.start[name])
-        self.lr.assign(lr)
+        self.lr.assign(0.01)
+        return self
+
+    def poison(self):
+        """Sets one weight to NaN, as an update that diverged would."""
+        var = self.variables[self.POISON]
+        var.assign(tf.fill(var.shape, np.nan))
+
+    def run(self, logdir, steps, nan_after=None, **kw):
+        """Trains in `logdir` up to `steps` (resuming what is there); with `nan_after`, the
+        weights turn NaN once the global step reaches it (its loss is still finite)."""
+        self.reset()
+
+        def train_step():
+            metrics = self.step(self.iterator)
+            if nan_after is not None and int(self.step.global_step) == nan_after:
+                self.poison()
+            return metrics
         kw.setdefault("save_interval_secs", 0)
-        return learning.train(lambda: self.step(self.iterator), str(logdir),
-                              variables_to_save=self.variables,
+        kw.setdefault("save_summaries_secs", 0)
+        return learning.train(train_step, str(logdir), variables_to_save=self.variables,
                               global_step=self.step.global_step, number_of_steps=steps,
-                              save_summaries_secs=0, progress_bar=False, **kw)
+                              progress_bar=False, **kw)
 
 
 @pytest.fixture(scope="module")
-def lenet():
+def lenet_module():
     return Lenet()
+
+
+@pytest.fixture
+def lenet(lenet_module):
+    """The module's lenet, reset: no test sees the weights another test left."""
+    return lenet_module.reset()
 
 
 def _values(prefix):
@@ -88,12 +114,13 @@ def _config(train_dir, **kw):
 # -- divergence --------------------------------------------------------------------------------
 
 def test_exploded_checkpoint_is_set_aside_and_no_good_one_named(tmp_path):
-    """The issue's run: lr 1e30 saves finite but exploded weights; the next run's loss is
-    not finite at once. That checkpoint must not be resumed from again."""
+    """A run saved finite but exploded weights (logits biases of +-3e38); the next run's loss
+    is not finite at once. That checkpoint must not be resumed from again."""
     train_dir = tmp_path / "train"
-    assert train_lib.train(_config(train_dir, learning_rate=1e30)) == 1
-    exploded = _values(train_dir / "model.ckpt-1")
-    assert max(np.abs(v).max() for v in exploded.values()) > 1e20
+    assert train_lib.train(_config(train_dir)) == 1
+    values = _values(train_dir / "model.ckpt-1")
+    values[Lenet.POISON] = np.where(np.arange(10) == 0, 3e38, -3e38).astype(np.float32)
+    checkpoints.save_checkpoint(values, str(train_dir / "model.ckpt-1"))
     with pytest.raises(learning.TrainingDiverged) as err:
         train_lib.train(_config(train_dir, max_number_of_steps=3))
     message = str(err.value)
@@ -106,23 +133,55 @@ def test_exploded_checkpoint_is_set_aside_and_no_good_one_named(tmp_path):
 def test_divergence_names_the_good_checkpoint_and_a_resume_trains(lenet, tmp_path):
     assert lenet.run(tmp_path, 3) == 3
     with pytest.raises(learning.TrainingDiverged) as err:
-        lenet.run(tmp_path, 20, lr=1e30, save_interval_steps=1)
+        lenet.run(tmp_path, 20, nan_after=4, save_interval_steps=1)
+    message = str(err.value)
     good = str(tmp_path / "model.ckpt-3")
-    assert f"the last good checkpoint {good} is intact" in str(err.value)
-    assert _steps_on_disk(tmp_path) == [3]  # step 4's exploded weights were never written
+    assert "loss is nan at global step 5" in message
+    assert f"the last good checkpoint {good} is intact" in message
+    assert _steps_on_disk(tmp_path) == [3]  # step 4's NaN weights were never written
     assert slim.latest_checkpoint(str(tmp_path)) == good
     assert all(np.isfinite(v).all() for v in _values(good).values())
-    assert lenet.run(tmp_path, 6, lr=0.01) == 6
+    assert lenet.run(tmp_path, 6) == 6
     assert all(np.isfinite(v).all() for v in _values(tmp_path / "model.ckpt-6").values())
 
 
-def test_non_finite_weights_are_never_saved(lenet, tmp_path):
-    saver = CheckpointSaver(str(tmp_path), lenet.variables)
-    values = saver.snapshot()
-    values["LeNet/fc4/biases"] = values["LeNet/fc4/biases"] * np.inf
-    with pytest.raises(learning.TrainingDiverged, match="LeNet/fc4/biases is not finite"):
-        saver.save(7, values)
+def test_nan_weights_when_summaries_are_due_end_with_the_divergence_error(lenet, tmp_path):
+    """The last step leaves NaN weights; the final summaries (histograms of every weight)
+    are due. The run ends with the divergence error, and the summaries written before are
+    readable."""
+    histograms = []
+
+    def summary_fn(step):
+        for name, value in learning.host_values(lenet.variables).items():
+            histograms.append(name)
+            slim.summaries.histogram(name, value)
+    with pytest.raises(learning.TrainingDiverged) as err:
+        lenet.run(tmp_path, 3, nan_after=3, summary_fn=summary_fn, save_summaries_secs=1e-9)
+    assert str(err.value).startswith(f"variable {Lenet.POISON} is not finite at global step 3")
     assert _steps_on_disk(tmp_path) == []
+    assert histograms and Lenet.POISON in histograms  # written before the weights went NaN
+
+
+def test_slim_train_with_nan_weights_at_summary_time_exits_2_in_one_line(tmp_path, capsys):
+    """slim-train, end of run: batch-norm moving means of NaN (training normalizes with the
+    batch's statistics, so the loss stays finite) when the histograms are written."""
+    net = nets_factory.get_network_fn("mobilenet_v1_025", 2, is_training=True)
+    net.build([None, 32, 32, 3])
+    values = {n: v.numpy() for n, v in net.variables_dict().items()}
+    poisoned = "MobilenetV1/Conv2d_0/BatchNorm/moving_mean"
+    values[poisoned] = np.full_like(values[poisoned], np.nan)
+    checkpoints.save_checkpoint(values, str(tmp_path / "start" / "model.ckpt"))
+    status = run_cli(train_cli.define_flags, train_cli.main, "slim-train", "", [
+        "slim-train", "--model_name=mobilenet_v1_025", "--synthetic_data",
+        "--synthetic_num_classes=2", "--train_image_size=32", "--batch_size=4",
+        "--max_number_of_steps=1", "--save_summaries_secs=0",
+        f"--train_dir={tmp_path / 'train'}", f"--checkpoint_path={tmp_path / 'start'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1].startswith(f"slim-train: error: variable {poisoned} is not finite at "
+                              f"global step 1: not saved")
+    assert "Traceback" not in "\n".join(err)
+    assert not list((tmp_path / "train").glob("model.ckpt-*"))
 
 
 # -- the writer's lock ---------------------------------------------------------------------------

@@ -1,57 +1,49 @@
-"""TensorBoard summaries without the tensorboard package.
+"""TensorBoard summaries of the training loop: scalars, histograms, images.
 
-`tf.summary.scalar/histogram/image` need tensorboard installed; these write
-the same records through `tf.summary.write` with the TensorBoard plugin
-layouts (scalars: a float scalar; histograms: `[k, 3]` rows of left edge,
-right edge, count; images: `[width, height, png, ...]` strings), so the event
-files read the same in TensorBoard. They write to the default writer.
+Thin wrappers over `tf.summary.scalar/histogram/image` (the tensorboard
+package, a dependency of slimcli), writing to the default writer. They take
+host values (numbers, NumPy arrays, eager tensors) and never raise on what a
+diverging run produces: a histogram leaves out the values that are NaN or
+Inf and logs one line saying how many, so the divergence error of the
+training loop, not a summary, is what the user sees.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 __all__ = ["scalar", "histogram", "image"]
 
-
-def _metadata(plugin: str) -> summary_pb2.SummaryMetadata:
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = plugin
-    return meta
+log = logging.getLogger("slimcli.train")
 
 
 def scalar(name: str, value: Any, step: int | None = None) -> bool:
-    """Writes a float scalar."""
-    return tf.summary.write(name, tf.constant(float(value), tf.float32), step=step,
-                            metadata=_metadata("scalars"))
+    """Writes a float scalar (NaN and Inf are written as they are; TensorBoard shows them)."""
+    return tf.summary.scalar(name, float(value), step=step)
 
 
 def histogram(name: str, values: Any, step: int | None = None, buckets: int = 30) -> bool:
-    """Writes a histogram of `values` (any shape) in `buckets` equal-width buckets."""
+    """Writes a histogram of the finite entries of `values` (any shape) in `buckets` buckets.
+
+    Entries that are NaN or Inf are left out, with a log line naming how many:
+    TensorBoard cannot draw them, and a histogram must not fail a run.
+    """
     data = np.asarray(values, dtype=np.float64).ravel()
-    if data.size == 0:
-        table = np.zeros((0, 3))
-    else:
-        lo, hi = float(data.min()), float(data.max())
-        if lo == hi:
-            lo, hi = lo - 0.5, hi + 0.5
-        counts, edges = np.histogram(data, bins=buckets, range=(lo, hi))
-        table = np.stack([edges[:-1], edges[1:], counts.astype(np.float64)], axis=1)
-    return tf.summary.write(name, tf.constant(table, tf.float64), step=step,
-                            metadata=_metadata("histograms"))
+    finite = np.isfinite(data)
+    if not finite.all():
+        log.warning("histogram %s: %d of %d values are NaN or Inf and are left out", name,
+                    int(data.size - finite.sum()), data.size)
+        data = data[finite]
+    return tf.summary.histogram(name, data, step=step, buckets=buckets)
 
 
 def image(name: str, images: Any, step: int | None = None, max_outputs: int = 3) -> bool:
     """Writes up to `max_outputs` images ([N, H, W, C] floats in [0, 1] or uint8)."""
-    batch = tf.convert_to_tensor(images)[:max_outputs]
+    batch = tf.convert_to_tensor(images)
     if batch.dtype != tf.uint8:
-        batch = tf.image.convert_image_dtype(tf.clip_by_value(tf.cast(batch, tf.float32), 0, 1),
-                                             tf.uint8, saturate=True)
-    pngs = [tf.io.encode_png(img) for img in tf.unstack(batch)]
-    height, width = int(batch.shape[1]), int(batch.shape[2])
-    tensor = tf.stack([tf.constant(str(width)), tf.constant(str(height)), *pngs])
-    return tf.summary.write(name, tensor, step=step, metadata=_metadata("images"))
+        batch = tf.clip_by_value(tf.cast(batch, tf.float32), 0.0, 1.0)
+    return tf.summary.image(name, batch, step=step, max_outputs=max_outputs)

@@ -78,6 +78,16 @@ class CheckpointSaver:
         """The variables' values now, on the host (to write once they are known good)."""
         return host_values(self.variables, self.strategy)
 
+    def check_finite(self, values: Mapping[str, np.ndarray], step: int) -> None:
+        """Raises `TrainingDiverged` naming the first variable holding a NaN or Inf."""
+        bad = [n for n, v in values.items() if np.issubdtype(v.dtype, np.floating)
+               and not np.isfinite(v).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"variable {bad[0]} is not finite at global step {step}: not saved; "
+                f"{_good_checkpoint_text(self.last_path)}. Lower --learning_rate (or clip "
+                f"gradients), or check the input data.")
+
     def save(self, step: int, values: Mapping[str, np.ndarray] | None = None) -> str:
         """Saves `values` (default: the variables now) as step `step`; returns the prefix.
 
@@ -88,13 +98,7 @@ class CheckpointSaver:
         """
         prefix = os.path.join(self.logdir, f"model.ckpt-{step}")
         values = self.snapshot() if values is None else values
-        bad = [n for n, v in values.items() if np.issubdtype(v.dtype, np.floating)
-               and not np.isfinite(v).all()]
-        if bad:
-            raise TrainingDiverged(
-                f"variable {bad[0]} is not finite at global step {step}: not saved; "
-                f"{_good_checkpoint_text(self.last_path)}. Lower --learning_rate (or clip "
-                f"gradients), or check the input data.")
+        self.check_finite(values, step)
         try:
             checkpoints.save_checkpoint(values, prefix, self.max_to_keep,
                                         preserve=self._preserve)
@@ -394,10 +398,14 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
         progress.close()
     if final_fn is not None:
         final_fn(step)
+    final = None
+    if saver is not None:  # weights gone NaN: the divergence error, before any summary
+        final = saver.snapshot()
+        saver.check_finite(final, step)
     if writer is not None:
         _write_summaries(writer, step, metrics, summary_fn)
     if saver is not None:
-        saver.save(step)
+        saver.save(step, final)
     return step
 
 
