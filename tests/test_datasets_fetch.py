@@ -52,6 +52,45 @@ def test_checksum_mismatch_names_file_and_both_hashes(tmp_path, blob_dir, monkey
     assert os.listdir(tmp_path / "out") == []
 
 
+def test_local_mirror_mismatch_never_advises_deleting_the_mirror_copy(tmp_path, blob_dir,
+                                                                      monkeypatch):
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, URL, fetch.KnownArchive(None, "ab" * 32, "pub"))
+    mirror_copy = blob_dir / "flower_photos.tgz"
+    before = mirror_copy.read_bytes()
+    with pytest.raises(SlimError) as err:
+        fetch.fetch(URL, str(tmp_path / "out"), mirror=str(blob_dir), quiet=True)
+    message = str(err.value)
+    assert message.startswith("checksum mismatch for flower_photos.tgz: sha256 ")
+    assert f"{mirror_copy} is the --mirror's own copy and was left as it is: replace it with " \
+        f"the genuine archive from {URL}, or convert a folder of your own images with " \
+        f"--dataset_name=folder." in message
+    assert "delete" not in message and "\n" not in message
+    assert mirror_copy.read_bytes() == before  # the user's copy is untouched
+
+
+def test_mismatch_of_an_earlier_download_advises_deleting_that_download(tmp_path, blob_dir,
+                                                                        monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "flower_photos.tgz").write_bytes(b"a download slim-download finished earlier")
+    monkeypatch.setitem(fetch.KNOWN_ARCHIVES, URL, fetch.KnownArchive(None, "ab" * 32, "pub"))
+    with serve(str(blob_dir)) as server:
+        with pytest.raises(SlimError, match=rf"; delete {out / 'flower_photos.tgz'} and rerun "
+                                            rf"to download it again\.$"):
+            fetch.fetch(URL, str(out), mirror=server.url, quiet=True)
+
+
+def test_corrupt_archive_from_a_local_mirror_is_left_in_place(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "flower_photos.tgz").write_bytes(b"\x1f\x8b not really gzip")
+    fixed = fetch.FetchedFile(str(mirror / "flower_photos.tgz"), False, "", None)
+    with pytest.raises(SlimError) as err:
+        archives.extract(fixed.path, str(tmp_path / "out"), fixed.fix)
+    assert "is the --mirror's own copy" in str(err.value) and "delete" not in str(err.value)
+    assert (mirror / "flower_photos.tgz").exists()
+
+
 def test_real_urls_keep_their_published_checksums():
     for url, known in fetch.KNOWN_ARCHIVES.items():
         assert len(known.hexdigest) == fetch.DIGEST_ALGORITHMS[known.algorithm], url
@@ -107,7 +146,8 @@ def test_pinned_digest_wins_over_the_mirror_sidecar(tmp_path, blob_dir, monkeypa
             fetch.fetch(URL, str(tmp_path / "a"), mirror=server.url, quiet=True)
         assert ("flower_photos.tgz.sha256", None) not in server.requests  # never even read
     assert os.listdir(tmp_path / "a") == []
-    with pytest.raises(SlimError, match=r"checksum mismatch.*published by pub; delete"):
+    with pytest.raises(SlimError, match=r"checksum mismatch.*published by pub; .* is the "
+                                        r"--mirror's own copy"):
         fetch.fetch(URL, str(tmp_path / "b"), mirror=str(blob_dir), quiet=True)
     # The right file is accepted against its pin whatever a broken sidecar says.
     _known(monkeypatch, blob_dir / "flower_photos.tgz")

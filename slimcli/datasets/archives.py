@@ -23,13 +23,15 @@ from slimcli import fileio
 from slimcli.errors import SlimError
 
 
-def extract(archive: str, target_dir: str) -> list[str]:
+def extract(archive: str, target_dir: str, fix: str | None = None) -> list[str]:
     """Extracts `archive` into `target_dir`.
 
     Args:
       archive: a .tar, .tar.gz/.tgz or .zip file.
       target_dir: the directory to extract into (created if needed). Entries
         already there with the same top-level name are replaced.
+      fix: the advice for a corrupt archive (`FetchedFile.fix`; default: delete
+        it and rerun, right for a download only).
 
     Returns:
       The top-level names extracted (e.g. `['flower_photos']`).
@@ -39,10 +41,15 @@ def extract(archive: str, target_dir: str) -> list[str]:
         that would escape `target_dir`; nothing is left extracted.
     """
     with fileio.staging_dir(target_dir, os.path.basename(archive)) as staging:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging)
-        else:
-            _extract_tar(archive, staging)
+        try:
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, staging)
+            else:
+                _extract_tar(archive, staging)
+        except _Corrupt as e:
+            raise SlimError(f"cannot extract {archive}: the archive is corrupt or incomplete "
+                            f"({e}); {fix or 'delete it and rerun to download it again'}.") \
+                from None
         names = sorted(os.listdir(staging))
         for name in names:
             dest = os.path.join(target_dir, name)
@@ -70,9 +77,8 @@ def _unsafe(archive: str, name: str, why: str) -> SlimError:
                      f"the archive is damaged or hostile, get it again from a trusted source.")
 
 
-def _corrupt(archive: str, error: BaseException) -> SlimError:
-    return SlimError(f"cannot extract {archive}: the archive is corrupt or incomplete ({error}); "
-                     f"delete it and rerun to download it again.")
+class _Corrupt(Exception):
+    """An archive that does not read to its end (the message is the reader's error)."""
 
 
 def _check_tar_member(archive: str, member: tarfile.TarInfo) -> None:
@@ -108,7 +114,7 @@ def _extract_tar(archive: str, staging: str) -> None:
         member = getattr(e, "tarinfo", None)
         raise _unsafe(archive, member.name if member else "?", str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise _corrupt(archive, e) from None
+        raise _Corrupt(e) from None
 
 
 def _read_to_end(fileobj) -> None:
@@ -135,10 +141,11 @@ def _extract_zip(archive: str, staging: str) -> None:
     except SlimError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
-        raise _corrupt(archive, e) from None
+        raise _Corrupt(e) from None
 
 
-def extract_once(archive: str, sha256: str, target_dir: str) -> tuple[list[str], str]:
+def extract_once(archive: str, sha256: str, target_dir: str,
+                 fix: str | None = None) -> tuple[list[str], str]:
     """Extracts `archive` unless this very archive was already extracted there.
 
     A marker `.<archive name>.extracted` records the archive's SHA-256 and
@@ -165,15 +172,15 @@ def extract_once(archive: str, sha256: str, target_dir: str) -> tuple[list[str],
             return lines[1:], marker
     except OSError:
         pass
-    names = extract(archive, target_dir)
+    names = extract(archive, target_dir, fix)
     with open(marker, "w", encoding="utf-8") as f:
         f.write("\n".join([sha256, *names]) + "\n")
     return names, marker
 
 
 @contextlib.contextmanager
-def checked_extraction(archive: str, sha256: str,
-                       target_dir: str) -> Iterator[tuple[list[str], str]]:
+def checked_extraction(archive: str, sha256: str, target_dir: str,
+                       fix: str | None = None) -> Iterator[tuple[list[str], str]]:
     """`extract_once`, for a body that checks what came out of the archive.
 
     A `SlimError` raised in the body (the archive is not the one expected: a
@@ -184,7 +191,7 @@ def checked_extraction(archive: str, sha256: str,
     Yields:
       (top-level names, marker path), as `extract_once` returns.
     """
-    names, marker = extract_once(archive, sha256, target_dir)
+    names, marker = extract_once(archive, sha256, target_dir, fix)
     try:
         yield names, marker
     except SlimError:

@@ -109,7 +109,7 @@ def _download_checkpoint(name: str, entry: ZooCheckpoint, checkpoint_dir: str,
         return CheckpointResult(name, prefix, entry.exclude_scopes, None, True)
     os.makedirs(target, exist_ok=True)  # a refusal names the directory, before any download
     got = fetch.fetch(entry.url, target, mirror, quiet)
-    archives.extract(got.path, target)
+    archives.extract(got.path, target, got.fix)
     if got.owned and not keep_archive:
         os.remove(got.path)
     if not _checkpoint_exists(prefix):

@@ -55,11 +55,13 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         return getattr(importlib.import_module(target[0]), target[1])
 
 
-def load_batch(path: str) -> tuple[np.ndarray, list[int]]:
+def load_batch(path: str, fix: str = "delete the archive and rerun, or check --mirror"
+               ) -> tuple[np.ndarray, list[int]]:
     """Reads one CIFAR-10 python batch without running untrusted code.
 
     Args:
       path: a `data_batch_N` or `test_batch` file.
+      fix: the advice when it is not a batch (`FetchedFile.fix` of its archive).
 
     Returns:
       (images uint8 [n, 32, 32, 3], labels).
@@ -73,8 +75,7 @@ def load_batch(path: str) -> tuple[np.ndarray, list[int]]:
         batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError) as e:
-        raise SlimError(f"{path} is not a CIFAR-10 python batch ({e}); delete the archive "
-                        f"and rerun, or check --mirror.") from None
+        raise SlimError(f"{path} is not a CIFAR-10 python batch ({e}); {fix}.") from None
     data, labels = _check_batch(path, batch)
     images = data.reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
@@ -124,9 +125,9 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
     def prepare() -> ConversionPlan:
         archive = fetch.fetch(DATA_URL, dataset_dir, options.mirror, options.quiet)
         batches = os.path.join(dataset_dir, BATCHES_DIR)
-        with archives.checked_extraction(archive.path, archive.sha256,
-                                         dataset_dir) as (_, marker):
-            shards = _read_batches(archive.path, batches, dataset_dir)
+        with archives.checked_extraction(archive.path, archive.sha256, dataset_dir,
+                                         archive.fix) as (_, marker):
+            shards = _read_batches(archive, batches, dataset_dir)
         return ConversionPlan(
             shards=shards, encode=_encode, item_key=_item_key,
             labels_to_names=dict(enumerate(CLASS_NAMES)), file_pattern="cifar10_%s.tfrecord",
@@ -137,7 +138,7 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
                           [output_name("train"), output_name("test")])
 
 
-def _read_batches(archive_path: str, batches: str, dataset_dir: str) -> list[Shard]:
+def _read_batches(archive: fetch.FetchedFile, batches: str, dataset_dir: str) -> list[Shard]:
     """The train and test shards from the extracted batch files."""
     files = {"train": [f"data_batch_{i + 1}" for i in range(NUM_TRAIN_FILES)],
              "test": ["test_batch"]}
@@ -147,9 +148,9 @@ def _read_batches(archive_path: str, batches: str, dataset_dir: str) -> list[Sha
         for name in names:
             path = os.path.join(batches, name)
             if not os.path.isfile(path):
-                raise SlimError(f"{archive_path} has no {BATCHES_DIR}/{name}; it is not the "
+                raise SlimError(f"{archive.path} has no {BATCHES_DIR}/{name}; it is not the "
                                 f"CIFAR-10 python archive. Check --mirror.")
-            images, labels = load_batch(path)
+            images, labels = load_batch(path, archive.fix)
             items.extend(zip(images, labels))
         shards.append(Shard(split, os.path.join(dataset_dir, output_name(split)), items))
     return shards

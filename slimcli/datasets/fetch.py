@@ -130,6 +130,27 @@ class FetchedFile:
     sha256: str
     checked_against: str | None
 
+    @property
+    def fix(self) -> str:
+        """What to do when this file turns out to be bad (see `bad_file_fix`)."""
+        return bad_file_fix(self.path, self.owned)
+
+
+def bad_file_fix(path: str, owned: bool, url: str | None = None) -> str:
+    """The advice for a bad archive: only a file slim-download wrote itself is to be deleted.
+
+    A download is deleted and fetched again. A file read in place from a local
+    `--mirror` is the user's own copy: deleting it would leave nothing to rerun
+    with, so the advice is to replace it with the genuine archive, or to convert
+    one's own images instead.
+    """
+    if owned:
+        return f"delete {path} and rerun to download it again"
+    genuine = f" from {url}" if url else ""
+    return (f"{path} is the --mirror's own copy and was left as it is: replace it with the "
+            f"genuine archive{genuine}, or convert a folder of your own images with "
+            f"--dataset_name=folder")
+
 
 def archive_name(url: str) -> str:
     """The file name of `url` (its last path component)."""
@@ -171,7 +192,7 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
             raise SlimError(f"--mirror={mirror!r} has no {name!r} (the upstream file name of "
                             f"{url}); put the archive there or drop --mirror to download it.")
         expected, source = _expected_for(url, lambda: _read_local_sidecar(path))
-        digest = verify_file(path, expected, source, quiet)
+        digest = verify_file(path, expected, source, quiet, fix=bad_file_fix(path, False, url))
         return FetchedFile(path, False, digest, source)
     source_url = f"{mirror.rstrip('/')}/{name}" if mirror else url
     expected, source = _expected_for(
@@ -183,7 +204,7 @@ def fetch(url: str, dest_dir: str, mirror: str | None = None, quiet: bool = Fals
         return FetchedFile(dest, True, digest, source)
     digests = _download(source_url, dest + ".part", quiet, expected)
     _check(dest + ".part", name, digests, os.path.getsize(dest + ".part"), expected, source,
-           remove_on_mismatch=True)
+           fix=None)
     fileio.publish(dest + ".part", dest)  # the .part file stays on failure: a rerun resumes it
     _report(name, digests, expected, source, first_time=True)
     return FetchedFile(dest, True, digests.hexdigest(), source)
@@ -255,12 +276,14 @@ def _read_remote_sidecar(url: str) -> str | None:
 
 
 def verify_file(path: str, expected: KnownArchive | None, source: str | None,
-                quiet: bool = False, first_time: bool = True) -> str:
+                quiet: bool = False, first_time: bool = True, fix: str | None = None) -> str:
     """Hashes `path` once and compares it with `expected`, then says what it matched.
 
     Args:
       first_time: the file was not seen before (a mirror's file read in place):
         a file with nothing to match says so.
+      fix: the advice on a mismatch (default: delete `path`, a file slim-download
+        wrote itself, and rerun).
 
     Returns:
       The SHA-256 hex digest.
@@ -270,7 +293,7 @@ def verify_file(path: str, expected: KnownArchive | None, source: str | None,
     """
     digests = _hash_file(path, expected, quiet)
     _check(path, os.path.basename(path), digests, os.path.getsize(path), expected, source,
-           remove_on_mismatch=False)
+           fix=fix or bad_file_fix(path, owned=True))
     _report(os.path.basename(path), digests, expected, source, first_time)
     return digests.hexdigest()
 
@@ -290,18 +313,17 @@ def _hash_file(path: str, expected: KnownArchive | None = None, quiet: bool = Fa
 
 
 def _check(path: str, name: str, digests: Digests, size: int, expected: KnownArchive | None,
-           source: str | None, remove_on_mismatch: bool) -> None:
+           source: str | None, fix: str | None) -> None:
+    """Raises on a digest or size mismatch; `fix=None` marks a fresh download, deleted then."""
     if expected is None:
         return
     digest = digests.hexdigest(expected.algorithm)
     bad_size = expected.size is not None and size != expected.size
     if digest == expected.hexdigest and not bad_size:
         return
-    if remove_on_mismatch:
+    if fix is None:
         os.remove(path)
         fix = "the bad download was deleted; check the mirror or network and rerun"
-    else:
-        fix = f"delete {path} and rerun to download it again"
     size_note = f" (size {size} bytes, expected {expected.size})" if bad_size else ""
     raise SlimError(f"checksum mismatch for {name}: {expected.algorithm} {digest}{size_note}, "
                     f"expected {expected.hexdigest} from {source}; {fix}.")

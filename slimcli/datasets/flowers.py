@@ -60,8 +60,8 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
 
     def prepare() -> ConversionPlan:
         archive = fetch.fetch(DATA_URL, dataset_dir, options.mirror, options.quiet)
-        with archives.checked_extraction(archive.path, archive.sha256,
-                                         dataset_dir) as (_, marker):
+        with archives.checked_extraction(archive.path, archive.sha256, dataset_dir,
+                                         archive.fix) as (_, marker):
             root = os.path.join(dataset_dir, "flower_photos")
             if not os.path.isdir(root):
                 raise SlimError(f"{archive.path} has no flower_photos/ folder; it is not the "

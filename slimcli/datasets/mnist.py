@@ -39,22 +39,24 @@ _IMAGES_MAGIC = 2051
 _LABELS_MAGIC = 2049
 
 
-def _read_gz(path: str) -> bytes:
+_FIX = "delete it and rerun, or check --mirror"
+
+
+def _read_gz(path: str, fix: str) -> bytes:
     try:
         with gzip.open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError, zlib.error) as e:
-        raise SlimError(f"cannot read {path}: not a complete gzip file ({e}); delete it and "
-                        f"rerun, or check --mirror.") from None
+        raise SlimError(f"cannot read {path}: not a complete gzip file ({e}); {fix}.") from None
 
 
-def read_images(path: str) -> np.ndarray:
-    """uint8 [n, 28, 28, 1] from an idx3 .gz file.
+def read_images(path: str, fix: str = _FIX) -> np.ndarray:
+    """uint8 [n, 28, 28, 1] from an idx3 .gz file (`fix`: the advice for a bad file).
 
     Raises:
       SlimError: wrong magic number, size or truncated data.
     """
-    raw = _read_gz(path)
+    raw = _read_gz(path, fix)
     if len(raw) < 16:
         raise SlimError(f"{path} is too short for an idx3 image file; check --mirror.")
     magic, count, rows, cols = struct.unpack(">iiii", raw[:16])
@@ -63,17 +65,17 @@ def read_images(path: str) -> np.ndarray:
                         f"expected magic {_IMAGES_MAGIC} and 28x28. Check --mirror.")
     if len(raw) != 16 + count * rows * cols:
         raise SlimError(f"{path} holds {len(raw) - 16} pixel bytes, header says {count} images "
-                        f"({count * rows * cols} bytes); delete it and rerun.")
+                        f"({count * rows * cols} bytes); {fix}.")
     return np.frombuffer(raw, np.uint8, offset=16).reshape(count, rows, cols, 1)
 
 
-def read_labels(path: str) -> np.ndarray:
-    """int64 [n] from an idx1 .gz file.
+def read_labels(path: str, fix: str = _FIX) -> np.ndarray:
+    """int64 [n] from an idx1 .gz file (`fix`: the advice for a bad file).
 
     Raises:
       SlimError: wrong magic number, size or label values.
     """
-    raw = _read_gz(path)
+    raw = _read_gz(path, fix)
     if len(raw) < 8:
         raise SlimError(f"{path} is too short for an idx1 label file; check --mirror.")
     magic, count = struct.unpack(">ii", raw[:8])
@@ -116,7 +118,8 @@ def convert(dataset_dir: str, options: ConvertOptions) -> ConversionReport:
             got = [fetch.fetch(DATA_URL + name, dataset_dir, options.mirror, options.quiet)
                    for name in (images_name, labels_name)]
             cleanup.extend(f.path for f in got if f.owned)
-            images, labels = read_images(got[0].path), read_labels(got[1].path)
+            images = read_images(got[0].path, got[0].fix)
+            labels = read_labels(got[1].path, got[1].fix)
             if len(images) != len(labels):
                 raise SlimError(f"{images_name} has {len(images)} images but {labels_name} has "
                                 f"{len(labels)} labels; check --mirror.")
