@@ -243,13 +243,21 @@ def peak_device_memory_mb() -> float | None:
 
 
 def model_flops(forward: Callable, input_shape: list[int], dtype: tf.DType = tf.float32) -> int:
-    """Floating-point operations of one call of `forward` on `input_shape` (from its graph)."""
+    """Floating-point operations of one call of `forward` on `input_shape` (from its graph).
+
+    TensorFlow's profiler counts them; its FLOP rules call a TF1 helper
+    (`tensor_shape_from_node_def_name`) that logs a deprecation warning on every
+    net, which says nothing to a user: deprecation warnings are silenced for
+    this call only.
+    """
     from tensorflow.python.profiler import model_analyzer, option_builder
+    from tensorflow.python.util import deprecation
     concrete = tf.function(forward, autograph=False).get_concrete_function(
         tf.TensorSpec(input_shape, dtype))
     options = option_builder.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
+    with deprecation.silence():
+        return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
 
 
 def measured_peak_gflops(dtype: tf.DType = tf.float32, seconds: float = 1.0) -> float:

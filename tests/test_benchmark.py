@@ -231,3 +231,14 @@ def test_short_steps_are_timed_over_at_least_min_run_seconds(monkeypatch):
     figures = benchmark.time_steps(lambda: 1, lambda x: x, images_per_step=2, warmup=0,
                                    steps=3, repeats=2, min_run_seconds=1.0)
     assert figures["steps"] == 10 and figures["images_per_sec"] == 20.0
+
+
+def test_flop_count_logs_no_deprecation_warning(caplog):
+    """The profiler's FLOP rules call a deprecated TF1 helper; its warning stays off the log."""
+    from tensorflow.python.util import deprecation
+    deprecation._PRINTED_WARNING.clear()  # TensorFlow warns once per process: make it due
+    forward = lambda x: tf.nn.conv2d(x, tf.ones([3, 3, 3, 4]), 1, "SAME")  # noqa: E731
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        flops = benchmark.model_flops(forward, [1, 8, 8, 3])
+    assert flops == 2 * 8 * 8 * 4 * 3 * 3 * 3
+    assert "deprecated" not in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import numpy as np
@@ -57,6 +59,27 @@ def test_formats_match_slim_predict(binary, frozen, extension):
         predict(PredictConfig(image=path, graph=frozen["graph"], output_layer=OUTPUT,
                               input_mean=128.0, input_std=128.0)), frozen["labels"], 5)
     assert result.stdout.strip().splitlines() == expected.splitlines()
+
+
+def test_tensorflow_log_lines_stay_off_unless_asked_for(binary, frozen):
+    """TensorFlow's start-up lines (CUDA, CPU features), printed while its libraries load,
+    are held back as the Python commands hold them; --verbose or TF_CPP_MIN_LOG_LEVEL shows
+    them."""
+    image = write_image(str(frozen["tmp"] / "quiet.png"), 28, 28)
+    args = [f"--image={image}", f"--graph={frozen['graph']}", f"--labels={frozen['labels']}",
+            *FLAGS]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([binary, *args], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert len(quiet.stdout.strip().splitlines()) == 5
+    tf_line = re.compile(r"^(WARNING: All log messages|[IWEF]\d{4} )", re.M)
+    verbose = subprocess.run([binary, *args, "--verbose"], capture_output=True, text=True,
+                             env=env)
+    assert verbose.returncode == 0 and tf_line.search(verbose.stderr), verbose.stderr
+    assert verbose.stdout == quiet.stdout
+    own = subprocess.run([binary, *args], capture_output=True, text=True,
+                         env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert tf_line.search(own.stderr), own.stderr
 
 
 def test_missing_image(binary, frozen):

@@ -9,10 +9,20 @@
 //   2. run the frozen graph with that tensor fed to --input_layer;
 //   3. print the top results of --output_layer as `label (index): score`.
 //
+// TensorFlow's own log lines ("Could not find cuda drivers", "failed call to
+// cuInit", CPU-feature notes) are kept off the terminal, as slimcli's Python
+// commands keep them: see HoldTensorFlowLog below. --verbose, or a
+// TF_CPP_MIN_LOG_LEVEL of one's own, shows them.
+//
 // Build: scripts/build_label_image.sh (output bin/label_image).
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -32,6 +42,76 @@
 
 namespace {
 
+// --- TensorFlow's log lines, held back -------------------------------------------------------
+// TensorFlow writes them to file descriptor 2 while its libraries load, before main() runs
+// (no environment variable set from main() can stop those), and again when a session starts.
+// So an entry of .preinit_array, which the dynamic linker runs before the initializers of any
+// shared library, points descriptor 2 at an unnamed temporary file; label_image writes its own
+// messages to the real stderr (g_real_stderr). If the process dies on a signal (a TensorFlow
+// CHECK failure aborts), the held lines are copied to the real stderr first.
+int g_real_stderr = 2;
+int g_held = -1;
+
+bool WantsTensorFlowLog(int argc, char** argv, char** envp) {
+  for (char** e = envp; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TF_CPP_MIN_LOG_LEVEL=", 21) == 0) return true;
+  }
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--verbose") == 0 || std::strcmp(argv[i], "--verbose=true") == 0 ||
+        std::strcmp(argv[i], "--verbose=1") == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void HoldTensorFlowLog(int argc, char** argv, char** envp) {
+  if (WantsTensorFlowLog(argc, argv, envp)) return;
+  const char* dir = "/tmp";
+  for (char** e = envp; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TMPDIR=", 7) == 0 && (*e)[7] != '\0') dir = *e + 7;
+  }
+  int held = open(dir, O_TMPFILE | O_RDWR, 0600);
+  if (held < 0) return;  // no temporary file: the lines stay visible, nothing else changes
+  int real = dup(2);
+  if (real < 0 || dup2(held, 2) < 0) {
+    close(held);
+    if (real >= 0) close(real);
+    return;
+  }
+  g_held = held;
+  g_real_stderr = real;
+}
+
+__attribute__((section(".preinit_array"), used)) void (*const kHoldTensorFlowLog)(
+    int, char**, char**) = HoldTensorFlowLog;
+
+// On a fatal signal: the held lines go to the real stderr (async-signal-safe calls only).
+void ReleaseHeldLogAndDie(int signal_number) {
+  char buffer[4096];
+  ssize_t count;
+  if (lseek(g_held, 0, SEEK_SET) == 0) {
+    while ((count = read(g_held, buffer, sizeof buffer)) > 0) {
+      if (write(g_real_stderr, buffer, count) < 0) break;
+    }
+  }
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+void ReleaseHeldLogOnFatalSignals() {
+  if (g_held < 0) return;
+  for (int signal_number : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) {
+    std::signal(signal_number, ReleaseHeldLogAndDie);
+  }
+}
+
+// label_image's own error lines, on the real stderr.
+void PrintError(const std::string& text) {
+  std::string line = "label_image: " + text + "\n";
+  if (write(g_real_stderr, line.data(), line.size()) < 0) std::cerr << line;
+}
+
 using tensorflow::Status;
 using tensorflow::Tensor;
 
@@ -50,6 +130,7 @@ struct Options {
   int expected_label = 653;
   std::string root_dir = "";
   int top_k = 5;
+  bool verbose = false;
 };
 
 // A user-facing failure: the message names the bad value and the fix.
@@ -72,7 +153,8 @@ const char kUsage[] =
     "  --output_layer=NAME   output node (InceptionV3/Predictions/Reshape_1)\n"
     "  --top_k=N             how many results to print (5)\n"
     "  --self_test=BOOL      exit 1 unless the top label is --expected_label (653)\n"
-    "  --root_dir=DIR        prefix for --image, --graph and --labels\n";
+    "  --root_dir=DIR        prefix for --image, --graph and --labels\n"
+    "  --verbose=BOOL        also show TensorFlow's own log lines (CUDA, CPU features)\n";
 
 bool ParseBool(const std::string& name, const std::string& value) {
   if (value.empty() || value == "true" || value == "1") return true;
@@ -119,6 +201,8 @@ void SetOption(Options* opt, const std::string& name, const std::string& value) 
     if (opt->input_std == 0.0f) Fail("--input_std=0 would divide by zero; pass e.g. 255");
   } else if (name == "self_test") {
     opt->self_test = ParseBool(name, value);
+  } else if (name == "verbose") {
+    opt->verbose = ParseBool(name, value);
   } else {
     Fail("unknown flag --" + name + "; run label_image --help for the list of flags");
   }
@@ -139,9 +223,9 @@ bool ParseFlags(int argc, char** argv, Options* opt) {
     std::string value;
     if (eq != std::string::npos) {
       value = body.substr(eq + 1);
-    } else if (name != "self_test" && i + 1 < argc) {
+    } else if (name != "self_test" && name != "verbose" && i + 1 < argc) {
       value = argv[++i];
-    } else if (name != "self_test") {
+    } else if (name != "self_test" && name != "verbose") {
       Fail("flag --" + name + " needs a value, e.g. --" + name + "=...");
     }
     SetOption(opt, name, value);
@@ -323,8 +407,8 @@ int Run(const Options& opt) {
   Tensor scores = RunGraph(graph_def, image, opt);
   int top = PrintTop(scores, labels, opt.top_k);
   if (opt.self_test && top != opt.expected_label) {
-    std::cerr << "label_image: self test failed: top label " << top << ", expected "
-              << opt.expected_label << "\n";
+    PrintError("self test failed: top label " + std::to_string(top) + ", expected " +
+               std::to_string(opt.expected_label));
     return 1;
   }
   return 0;
@@ -334,6 +418,7 @@ int Run(const Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
+  ReleaseHeldLogOnFatalSignals();
   try {
     if (!ParseFlags(argc, argv, &opt)) {
       std::cout << kUsage;
@@ -341,7 +426,7 @@ int main(int argc, char** argv) {
     }
     return Run(opt);
   } catch (const Failure& failure) {
-    std::cerr << "label_image: error: " << failure.message << "\n";
+    PrintError("error: " + failure.message);
     return 1;
   }
 }
