@@ -235,7 +235,7 @@ def make_eval_step(net: nets.NetworkFn, metric_map: metrics.MetricMap, num_class
         if "eval/ConfusionMatrix" in metric_map.metrics:
             metric_map["eval/ConfusionMatrix"].update(predictions, labels)
 
-    @tf.function
+    @tf.function(autograph=False)  # graph code already; see learning.TrainStep
     def step(batch):
         images, labels = batch
         strategy.run(replica_step, (images, labels))

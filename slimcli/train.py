@@ -467,7 +467,7 @@ def recompute_batch_norm_stats(run: TrainingRun, iterator: Any, num_batches: int
     def forward(batch):
         net(tf.cast(batch[0], dtype), is_training=True)
 
-    @tf.function
+    @tf.function(autograph=False)
     def one_batch(it):
         run.strategy.run(forward, args=(next(it),))
     sums = {n: 0.0 for n in moving}

@@ -191,3 +191,25 @@ def test_summarize_gradients_reports_each_gradient_norm():
                            summarize_gradients=True)
     assert metrics["gradient_norm/toy/w"] == pytest.approx(5.0)  # d/dw = x[:3]
     assert metrics["gradient_norm/toy/u"] == pytest.approx(math.sqrt(2.0))
+
+
+def test_autograph_is_off_by_default_and_on_when_asked():
+    """A loss with a Python `if` on a tensor needs autograph=True; TF-Slim-style code does not."""
+    def branching_loss(model):
+        plain = _toy_loss(model)
+
+        def loss_fn(batch):
+            loss = plain(batch)
+            if loss > 0:  # Python control flow on a tensor
+                loss = loss * 2.0
+            return loss
+        return loss_fn
+    sgd = optimization.make_optimizer("sgd", {})
+    it = iter(tf.data.Dataset.from_tensors(tf.constant([[1.0, 1, 1, 1, 1]])).repeat())
+    model = _toy()
+    with pytest.raises(TypeError, match="autograph|Python bool"):
+        learning.create_train_op(branching_loss(model), sgd, model, learning_rate=0.1)(it)
+    model = _toy()
+    step = learning.create_train_op(branching_loss(model), sgd, model, learning_rate=0.1,
+                                    autograph=True)
+    assert float(step(it)["total_loss"]) == 2.0 * (1 + 2 + 3 + 0.5 - 0.5)

@@ -202,7 +202,8 @@ class TrainStep:
                  clip_gradient_norm: float = 0.0, gradient_multipliers: Mapping | None = None,
                  variables_to_train: Any = None, update_ops: Any = None,
                  summarize_gradients: bool = False, loss_scale: DynamicLossScale | None = None,
-                 jit_compile: bool = False, post_update: Callable | None = None):
+                 jit_compile: bool = False, post_update: Callable | None = None,
+                 autograph: bool = False):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -231,9 +232,13 @@ class TrainStep:
                 global_step = slim_variables.get_or_create_global_step(self.store)
             self.train_optimizer.build(self.trainable)
         self.global_step = global_step
-        self._grads = tf.function(self._compute_gradients, jit_compile=True) if jit_compile \
-            else self._compute_gradients
-        self._step = tf.function(self._distributed_step)
+        # No autograph by default: the step, the nets and the slim layers are graph code
+        # already (TF-Slim's style: tf.cond, not Python `if` on tensors), and converting every
+        # function of a big net's call tree costs seconds of tracing, most of a small net's
+        # start-up.
+        self._grads = tf.function(self._compute_gradients, jit_compile=True,
+                                  autograph=autograph) if jit_compile else self._compute_gradients
+        self._step = tf.function(self._distributed_step, autograph=autograph)
 
     def __call__(self, iterator: Any) -> dict[str, tf.Tensor]:
         return self._step(iterator)
@@ -313,7 +318,8 @@ def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_r
                     variables_to_train: Any = None, clip_gradient_norm: float = 0.0,
                     summarize_gradients: bool = False, gradient_multipliers: Mapping | None = None,
                     strategy: Any = None, loss_scale: DynamicLossScale | None = None,
-                    jit_compile: bool = False, post_update: Callable | None = None) -> TrainStep:
+                    jit_compile: bool = False, post_update: Callable | None = None,
+                    autograph: bool = False) -> TrainStep:
     """Builds a training step (TF-Slim's `create_train_op`, as a callable).
 
     Args:
@@ -339,6 +345,9 @@ def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_r
       jit_compile: compiles the forward and backward pass with XLA.
       post_update: `fn(strategy)` run in cross-replica context after each
         update (e.g. an exponential moving average).
+      autograph: convert Python control flow on tensors in `loss_fn` (an `if`
+        on a tensor) to graph ops; off by default, since TF-Slim code uses
+        `tf.cond` and converting a big net's every function slows tracing.
 
     Returns:
       A `TrainStep`: `metrics = step(iterator)`.
@@ -349,4 +358,4 @@ def create_train_op(loss_fn: Callable, optimizer: Any, model: Any, *, learning_r
                      gradient_multipliers=gradient_multipliers,
                      variables_to_train=variables_to_train, update_ops=update_ops,
                      summarize_gradients=summarize_gradients, loss_scale=loss_scale,
-                     jit_compile=jit_compile, post_update=post_update)
+                     jit_compile=jit_compile, post_update=post_update, autograph=autograph)
