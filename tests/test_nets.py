@@ -7,6 +7,8 @@ tf.function), and a training step (finite gradients, batch-norm statistics).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -31,54 +33,83 @@ def _network_fn(name: str, is_training: bool = False, **kwargs):
                                **kwargs), ref
 
 
-@pytest.mark.parametrize("name", NET_NAMES)
-def test_variables_match_reference(name):
-    fn, ref = _network_fn(name)
-    size = ref["image_size"]
-    fn.build([2, size, size, 3])
-    ours = {n: v.shape.as_list() for n, v in fn.variables_dict().items()}
-    theirs = {n: shape for n, shape, _ in ref["variables"]}
-    assert sorted(set(theirs) - set(ours)) == [], "missing variables"
-    assert sorted(set(ours) - set(theirs)) == [], "extra variables"
-    assert {n: s for n, s in ours.items() if theirs[n] != s} == {}, "shape mismatches"
-    assert sum(int(np.prod(s)) for s in ours.values()) == ref["num_params"]
-    assert fn.default_image_size == ref["image_size"]
+@dataclasses.dataclass(frozen=True)
+class EvalNet:
+    """A net in evaluation mode, built, traced once on the `input` spec, given formula C.
+
+    Read-only once made: the tests below only read its variables, trace and outputs
+    (an evaluation call changes nothing), so one copy serves every test of a net.
+    """
+    fn: object
+    ref: dict
+    traced: object  # the concrete function of the trace: (logits, end points) on `input`
+    logits_name: str
+    end_points: dict  # key -> (tensor name, static shape)
 
 
-@pytest.mark.parametrize("name", NET_NAMES)
-def test_end_points_and_op_names(name):
+@functools.lru_cache(maxsize=1)  # the tests of a net run together (module-scoped parameter)
+def _eval_net(name: str) -> EvalNet:
     fn, ref = _network_fn(name)
     size = ref["image_size"]
+    fn(tf.zeros([1, size, size, 3]))  # creates the variables eagerly: far cheaper than in a trace
     seen = {}
 
     def forward(x):
         logits, end_points = fn(x)
         seen["logits"] = logits.name
         seen["end_points"] = {k: (v.name, v.shape.as_list()) for k, v in end_points.items()}
-        return logits
+        return logits, end_points
 
     traced = tf.function(forward, autograph=False).get_concrete_function(
         tf.TensorSpec([2, size, size, 3], tf.float32, name="input"))
-    shapes = {k: shape for k, (_, shape) in seen["end_points"].items()}
+    set_formula_c(fn.variables_dict(), ref["weights"]["wscale"])
+    return EvalNet(fn, ref, traced, seen["logits"], seen["end_points"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_the_last_net():
+    yield
+    _eval_net.cache_clear()
+
+
+@pytest.mark.parametrize("name", NET_NAMES, scope="module")
+def test_variables_match_reference(name):
+    net = _eval_net(name)
+    ref = net.ref
+    ours = {n: v.shape.as_list() for n, v in net.fn.variables_dict().items()}
+    theirs = {n: shape for n, shape, _ in ref["variables"]}
+    assert sorted(set(theirs) - set(ours)) == [], "missing variables"
+    assert sorted(set(ours) - set(theirs)) == [], "extra variables"
+    assert {n: s for n, s in ours.items() if theirs[n] != s} == {}, "shape mismatches"
+    assert sum(int(np.prod(s)) for s in ours.values()) == ref["num_params"]
+    assert net.fn.default_image_size == ref["image_size"]
+
+
+@pytest.mark.parametrize("name", NET_NAMES, scope="module")
+def test_end_points_op_names_and_graph_outputs(name):
+    """The traced graph: end point shapes, tensor and op names, and its outputs (a graph
+    run, where TensorFlow's optimizer may fuse ops) on the documented weights and input."""
+    net = _eval_net(name)
+    ref = net.ref
+    shapes = {k: shape for k, (_, shape) in net.end_points.items()}
     wrong = {k: (shapes.get(k), s) for k, s in ref["end_points"].items() if shapes.get(k) != s}
     assert wrong == {}, "end points missing or of the wrong shape: {key: (ours, original)}"
-    assert seen["logits"] == ref["logits_tensor"]
+    assert net.logits_name == ref["logits_tensor"]
     if ref["predictions_tensor"]:
-        assert seen["end_points"][ref["predictions_end_point_key"]][0] == ref["predictions_tensor"]
-        assert fn.spec.predictions_op == ref["predictions_tensor"][:-2]
-        traced.graph.get_operation_by_name(fn.spec.predictions_op)
+        assert net.end_points[ref["predictions_end_point_key"]][0] == ref["predictions_tensor"]
+        assert net.fn.spec.predictions_op == ref["predictions_tensor"][:-2]
+        net.traced.graph.get_operation_by_name(net.fn.spec.predictions_op)
     else:
-        assert fn.spec.predictions_op is None
+        assert net.fn.spec.predictions_op is None
+    logits, _ = net.traced(tf.constant(reference_input(ref["image_size"])))
+    assert max_rel_diff(logits, ref["logits"]) < TOL
 
 
-@pytest.mark.parametrize("name", NET_NAMES)
+@pytest.mark.parametrize("name", NET_NAMES, scope="module")
 def test_outputs_match_reference(name):
-    fn, ref = _network_fn(name)
-    size = ref["image_size"]
-    fn.build([2, size, size, 3])
-    set_formula_c(fn.variables_dict(), ref["weights"]["wscale"])
-    x = tf.constant(reference_input(size))
-    logits, end_points = fn(x)
+    net = _eval_net(name)
+    ref = net.ref
+    logits, end_points = net.fn(tf.constant(reference_input(ref["image_size"])))
     assert max_rel_diff(logits, ref["logits"]) < TOL
     if ref["predictions"] is not None:
         key = ref["predictions_end_point_key"]
@@ -91,12 +122,12 @@ def test_outputs_match_reference(name):
         assert max_rel_diff(value.reshape(-1)[:8], stats["first8"]) < 1e-3 or \
             np.allclose(value.reshape(-1)[:8], stats["first8"], atol=1e-4 * max(abs(stats["max"]), 1)), key
         assert abs(value.mean() - stats["mean"]) <= 1e-4 * max(abs(stats["max"]), 1e-3), key
-    fn_logits, _ = tf.function(fn, autograph=False)(x)
-    assert max_rel_diff(fn_logits, ref["logits"]) < TOL
 
 
-@pytest.mark.parametrize("name", NET_NAMES)
+@pytest.mark.parametrize("name", NET_NAMES, scope="module")
 def test_training_step(name):
+    """One eager training step (graph-mode training runs in the slim-train tests): finite
+    gradients for every trainable variable; batch-norm statistics move in training only."""
     fn, ref = _network_fn(name, is_training=True)
     fn.weight_decay = 1e-4
     size = ref["image_size"]
@@ -104,7 +135,6 @@ def test_training_step(name):
     images = tf.random.stateless_uniform([2, size, size, 3], seed=[1, 2], minval=-1, maxval=1)
     labels = tf.one_hot([1, 3], num_classes)
 
-    @tf.function(autograph=False)
     def step(x, y):
         with tf.GradientTape() as tape, slim.losses.collect():
             logits, end_points = fn(x)
@@ -115,7 +145,7 @@ def test_training_step(name):
             total = slim.losses.get_total_loss()
         return total, tape.gradient(total, fn.trainable_variables)
 
-    fn.build([2, size, size, 3])
+    fn(images)  # builds it, in training mode, eagerly
     moving = {n: v for n, v in fn.variables_dict().items() if "moving_" in n}
     before = {n: v.numpy() for n, v in moving.items()}
     fn(images, is_training=False)
