@@ -43,6 +43,12 @@ for lib in libtensorflow_cc.so.2 libtensorflow_framework.so.2; do
   fi
 done
 
+# One build at a time per OUTPUT (two test workers, or a test and the walkthrough, may ask at
+# once): a second caller waits for the first, then finds the binary up to date.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$OUTPUT.lock"
+  flock 9
+fi
 # Like make: a binary newer than its source, this script and the TensorFlow library is kept.
 if [ -x "$OUTPUT" ] && [ "$OUTPUT" -nt "$SOURCE" ] && [ "$OUTPUT" -nt "$0" ] \
     && [ "$OUTPUT" -nt "$TF_DIR/libtensorflow_cc.so.2" ] && [ -z "${FORCE_BUILD:-}" ]; then
