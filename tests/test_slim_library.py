@@ -301,3 +301,28 @@ def test_mirrored_strategy_builds_and_steps_a_small_net():
     assert not np.array_equal(before, model.variables_dict()["Conv/weights"].numpy())
     assert not np.array_equal(moving_before,
                               model.variables_dict()["Conv/BatchNorm/moving_mean"].numpy())
+
+
+def test_summaries_write_tensorboard_layouts_and_leave_out_non_finite_values(tmp_path, caplog):
+    import glob
+
+    from tensorflow.core.util import event_pb2
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default(step=3), caplog.at_level("WARNING", logger="slimcli.train"):
+        slim.summaries.histogram("net/w", np.array([1.0, 2.0, np.nan, 3.0, np.inf]), buckets=4)
+        slim.summaries.scalar("loss", np.float32(1.5))
+        slim.summaries.image("images", np.zeros([2, 4, 5, 3], np.float32), max_outputs=1)
+    writer.close()
+    assert "histogram net/w: 2 of 5 values are NaN or Inf and are left out" in caplog.text
+    values = {}
+    for path in glob.glob(str(tmp_path / "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                values[value.tag] = (event.step, value.metadata.plugin_data.plugin_name,
+                                     tf.make_ndarray(value.tensor))
+    step, plugin, table = values["net/w"]
+    assert (step, plugin) == (3, "histograms") and table.shape == (4, 3)
+    assert table[:, 2].sum() == 3 and table[0, 0] == 1.0 and table[-1, 1] == 3.0
+    assert values["loss"][1] == "scalars" and float(values["loss"][2]) == 1.5
+    assert values["images"][1] == "images" and values["images"][2][:2].tolist() == [b"5", b"4"]
