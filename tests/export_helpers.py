@@ -31,7 +31,7 @@ def restored_net(name: str, ckpt_dir: str, num_classes: int | None = None):
     classes = num_classes or ref["num_classes"]
     net = get_network_fn(name, classes)
     size = ref["image_size"]
-    net.build([1, size, size, 3])
+    net(tf.zeros([1, size, size, 3]))  # built eagerly: cheaper than tracing a big net
     genuine = os.path.join(GENUINE_CKPTS, name, "model.ckpt")
     if num_classes is None and os.path.exists(genuine + ".index"):
         slim.assign_from_checkpoint(genuine, net.variables_dict())
