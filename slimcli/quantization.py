@@ -113,11 +113,12 @@ def check_ranges(names: Any, model_name: str, path: str, keys: Any,
     Raises:
       SlimError: the checkpoint lacks some of the net's ranges.
     """
-    wanted = [n for n in names if n.endswith(("_quant/min", "_quant/max"))]
-    missing = [n for n in wanted if n not in keys]
+    wanted = sorted({n.rsplit("/", 1)[0] for n in names if n.endswith(("_quant/min",
+                                                                     "_quant/max"))})
+    missing = [p for p in wanted if f"{p}/min" not in keys or f"{p}/max" not in keys]
     if not missing:
         return
     some = "none" if len(missing) == len(wanted) else f"only {len(wanted) - len(missing)}"
     raise SlimError(f"{flag}: checkpoint {path} holds {some} of the {len(wanted)} quantization "
-                    f"ranges of {model_name} (e.g. {missing[0]}): it was not trained with "
+                    f"ranges of {model_name} (e.g. {missing[0]}/min): it was not trained with "
                     f"--quantize_delay. Drop {flag}, or fine-tune it with --quantize_delay first.")
