@@ -5,15 +5,13 @@ evaluated through the TFLite interpreter; and the one-line errors of bad combina
 from __future__ import annotations
 
 import json
-import os
 import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from datasets_helpers import convert_folder, read_examples
+from datasets_helpers import convert_folder, read_examples, write_intensity_classes
 from slimcli import nets, slim
 from slimcli.cli import evaluate as eval_cli
 from slimcli.datasets import get_dataset
@@ -32,24 +30,25 @@ CLASSES = ("dark", "mid", "bright")
 
 @pytest.fixture(scope="module")
 def qat(tmp_path_factory):
-    """LeNet trained in float, then fine-tuned with --quantize_delay; read-only for the tests."""
+    """A float LeNet checkpoint fine-tuned with --quantize_delay; read-only for the tests."""
     root = tmp_path_factory.mktemp("qat")
-    rng = np.random.RandomState(0)
-    for c, name in enumerate(CLASSES):
-        os.makedirs(root / "images" / name)
-        for i in range(12):
-            pixels = (rng.rand(28, 28, 3) * 50 + 90 * c).astype(np.uint8)
-            Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
-    dataset_dir = convert_folder(root / "images", root / "records", "--num_validation=12")
+    images = write_intensity_classes(root / "images", CLASSES, 12, spread=50, step=90)
+    dataset_dir = convert_folder(images, root / "records", "--num_validation=12")
     common = dict(model_name="lenet", dataset_name="folder", dataset_dir=dataset_dir,
                   batch_size=8, optimizer="adam", learning_rate=0.003, progress_bar=False,
                   seed=0, log_every_n_steps=100)
-    train(TrainConfig(train_dir=str(root / "float"), max_number_of_steps=30, **common))
+    float_net = nets.get_network_fn("lenet", len(CLASSES))
+    float_net.build([None, 28, 28, 3])
+    slim.save_checkpoint(float_net.variables_dict(), str(root / "float" / "model.ckpt-0"))
     train(TrainConfig(train_dir=str(root / "qat"), max_number_of_steps=40, quantize_delay=10,
                       checkpoint_path=str(root / "float"), **common))
-    return types.SimpleNamespace(root=root, dataset_dir=dataset_dir,
-                                 float_dir=str(root / "float"), qat_dir=str(root / "qat"),
-                                 checkpoint=slim.latest_checkpoint(str(root / "qat")))
+    run = types.SimpleNamespace(root=root, dataset_dir=dataset_dir, float_dir=str(root / "float"),
+                                qat_dir=str(root / "qat"), tflite=str(root / "lenet.tflite"),
+                                checkpoint=slim.latest_checkpoint(str(root / "qat")))
+    run.exported = export(_export_config(run, checkpoint_path=run.checkpoint,
+                                         tflite_file=run.tflite, tflite_io_type="uint8",
+                                         output_file=str(root / "frozen.pb")))
+    return run
 
 
 def _images(dataset_dir):
@@ -76,14 +75,10 @@ def _export_config(qat, **kwargs):
                         quantize=True, **kwargs)
 
 
-def test_quantized_eval_agrees_with_the_integer_tflite_model(qat, tmp_path):
-    tflite = str(tmp_path / "lenet.tflite")
-    exported = export(_export_config(qat, checkpoint_path=qat.checkpoint, tflite_file=tflite,
-                                     tflite_io_type="uint8",
-                                     output_file=str(tmp_path / "frozen.pb")))
-    model = open(tflite, "rb").read()
-    assert float_tensors(model) == []
-    classifier = TFLiteClassifier(tflite)
+def test_quantized_eval_agrees_with_the_integer_tflite_model(qat):
+    with open(qat.tflite, "rb") as f:
+        assert float_tensors(f.read()) == []
+    classifier = TFLiteClassifier(qat.tflite)
     assert classifier.input_type == np.uint8
     images, labels = _images(qat.dataset_dir)
     logits, _ = _quantized_net(qat.checkpoint)(images)
@@ -91,7 +86,7 @@ def test_quantized_eval_agrees_with_the_integer_tflite_model(qat, tmp_path):
     integer = np.argmax(classifier(images), 1)
     assert np.mean(fake_quant == integer) >= 0.99
     assert np.mean(fake_quant == labels) > 0.9  # it learnt the classes
-    frozen = graph_runner(exported.graph_def, "input", exported.output_name)(images)
+    frozen = graph_runner(qat.exported.graph_def, "input", qat.exported.output_name)(images)
     np.testing.assert_array_equal(np.argmax(frozen, 1), fake_quant)
 
 
@@ -120,16 +115,14 @@ def _eval(qat, tmp_path, *flags):
 
 
 def test_slim_eval_runs_the_tflite_model_through_the_interpreter(qat, tmp_path):
-    tflite = str(tmp_path / "lenet.tflite")
-    export(_export_config(qat, checkpoint_path=qat.checkpoint, tflite_file=tflite))
-    results = _eval(qat, tmp_path, f"--tflite_file={tflite}")
+    results = _eval(qat, tmp_path, f"--tflite_file={qat.tflite}")
     split = get_dataset("folder", "validation", qat.dataset_dir)
     preprocess = get_preprocessing("lenet")
     examples = read_examples(split.files)
     images = np.stack([preprocess(tf.io.decode_image(e["image/encoded"][0], channels=3), 28, 28)
                        for e in examples])
     labels = np.array([e["image/class/label"][0] for e in examples])
-    expected = np.mean(np.argmax(TFLiteClassifier(tflite)(images), 1) == labels)
+    expected = np.mean(np.argmax(TFLiteClassifier(qat.tflite)(images), 1) == labels)
     assert results["eval/Accuracy"] == pytest.approx(expected)
     assert results["num_examples"] == len(labels)
     quantized = _eval(qat, tmp_path, f"--checkpoint_path={qat.qat_dir}", "--quantize")
