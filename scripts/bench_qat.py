@@ -3,8 +3,9 @@
 On a converted folder dataset (real photos: e.g. the 3,670 flower_photos converted with
 `slim-download --dataset_name=folder --validation_fraction=0.2`), this script
 
-  1. (with --train) trains MODEL in float from scratch, then fine-tunes that checkpoint with
-     `--quantize_delay` (quantization-aware training, as the original's contrib.quantize);
+  1. (with --train=float,qat) trains MODEL in float from scratch, then fine-tunes that
+     checkpoint with `--quantize_delay` (quantization-aware training, as the original's
+     contrib.quantize); `--train=qat` only fine-tunes an existing float run;
   2. exports three TFLite models: the float net, its post-training int8 quantization
      (`--tflite_quantize=int8`, calibrated on training images only) and the fully integer
      model of the QAT checkpoint (`--quantize`, int8 in and out, no calibration);
@@ -16,7 +17,8 @@ On a converted folder dataset (real photos: e.g. the 3,670 flower_photos convert
 It prints the host's CPU, core count and load (`uptime`) before and after: compare figures of
 one run only.
 
-    python scripts/bench_qat.py --dataset_dir=/data/qat_flowers --work_dir=/tmp/qat_bench --train
+    python scripts/bench_qat.py --dataset_dir=/data/qat_flowers --work_dir=/tmp/qat_bench \
+        --train=float,qat
 """
 
 from __future__ import annotations
@@ -46,10 +48,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work_dir", required=True, help="train dirs and models go here")
     parser.add_argument("--model_name", default="mobilenet_v1_025")
     parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--train", action="store_true", help="train float, then QAT first")
+    parser.add_argument("--train", default="", help="stages to train first: float,qat")
     parser.add_argument("--float_steps", type=int, default=6000)
     parser.add_argument("--qat_steps", type=int, default=3000)
     parser.add_argument("--quantize_delay", type=int, default=500)
+    parser.add_argument("--quantize_freeze_bn_delay", type=int, default=2000)
     parser.add_argument("--calibration_steps", type=int, default=300)
     parser.add_argument("--speed_rounds", type=int, default=15)
     parser.add_argument("--speed_images", type=int, default=40)
@@ -77,14 +80,18 @@ def train_runs(args, float_dir: str, qat_dir: str) -> None:
                   train_image_size=args.image_size, batch_size=32, optimizer="momentum",
                   label_smoothing=0.1, batch_norm_decay=0.99, num_preprocessing_threads=2,
                   save_interval_secs=900, log_every_n_steps=100, seed=1, progress_bar=False)
-    train(TrainConfig(train_dir=float_dir, max_number_of_steps=args.float_steps,
-                      learning_rate=0.1, learning_rate_decay_type="cosine",
-                      end_learning_rate=0.0, warmup_epochs=2, recompute_batch_norm_stats=50,
-                      **common))
-    train(TrainConfig(train_dir=qat_dir, max_number_of_steps=args.qat_steps,
-                      checkpoint_path=float_dir, quantize_delay=args.quantize_delay,
-                      learning_rate=0.005, learning_rate_decay_type="cosine",
-                      end_learning_rate=0.0, **common))
+    stages = args.train.split(",")
+    if "float" in stages:
+        train(TrainConfig(train_dir=float_dir, max_number_of_steps=args.float_steps,
+                          learning_rate=0.1, learning_rate_decay_type="cosine",
+                          end_learning_rate=0.0, warmup_epochs=2, recompute_batch_norm_stats=50,
+                          **common))
+    if "qat" in stages:
+        train(TrainConfig(train_dir=qat_dir, max_number_of_steps=args.qat_steps,
+                          checkpoint_path=float_dir, quantize_delay=args.quantize_delay,
+                          quantize_freeze_bn_delay=args.quantize_freeze_bn_delay,
+                          learning_rate=0.005, learning_rate_decay_type="cosine",
+                          end_learning_rate=0.0, **common))
 
 
 def calibration_dir(args, work_dir: str) -> str:

@@ -16,7 +16,9 @@ import tensorflow as tf
 
 from slimcli import nets, slim
 from slimcli.errors import SlimError
+from slimcli.export_formats import float_tensors
 from slimcli.slim.quantize import QuantizeConfig, QuantizedModel
+from slimcli.tflite_eval import TFLiteClassifier
 
 EPS = 0.001
 DATA = os.path.join(os.path.dirname(__file__), "data", "quantize")
@@ -210,3 +212,26 @@ def test_float_nets_are_unchanged_by_the_quantized_path_existing():
     model = slim.Model(_two_layer_net)
     model.build([None, 6, 6, 2])
     assert not model.variables_dict(slim.quantize.RANGES)
+
+
+def test_quantized_residual_additions_convert_to_a_fully_integer_tflite_model(tmp_path):
+    model = QuantizedModel(_residual_net, QuantizeConfig(input_range=(-1.0, 1.0)))
+    model.build([None, 4, 4, 2])
+    _set_values(model)
+    images = _images()[:, :4, :4]
+    for _ in range(3):  # learn the ranges
+        model(images, is_training=True)
+    forward = tf.function(lambda x: tf.reshape(model(x, is_training=False), [1, -1]),
+                          input_signature=[tf.TensorSpec([1, 4, 4, 2])])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [forward.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    path = tmp_path / "residual.tflite"
+    path.write_bytes(converter.convert())
+    assert float_tensors(path.read_bytes()) == []
+    integer = TFLiteClassifier(str(path))(images.numpy())
+    fake_quant = np.concatenate([forward(images[i:i + 1]) for i in range(3)])
+    step = float(model.variables_dict()["mul/activation_Mul_quant/max"] -
+                 model.variables_dict()["mul/activation_Mul_quant/min"]) / 255
+    assert np.max(np.abs(integer - fake_quant)) <= 3 * step
