@@ -308,7 +308,10 @@ def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig,
         writer.flush()
     results["num_examples"] = int(matrix.sum()) if matrix is not None else None
     step = results.get("global_step")
-    print(f"Evaluated {results['checkpoint']} (step {step}) on {split.name}/{split.split_name}:")
+    what = "TFLite interpreter" if config.tflite_file else f"step {step}"
+    if config.tflite_file:
+        results["global_step"] = None
+    print(f"Evaluated {results['checkpoint']} ({what}) on {split.name}/{split.split_name}:")
     for key in ("eval/Accuracy", "eval/Recall_5", "eval/Loss"):
         print(f"  {key} = {results[key]:.4f}")
     if stats is not None:
