@@ -48,8 +48,9 @@ def _set_values(model, seed=0):
     return values
 
 
-def _quantized_two_layer(step, delay=5):
+def _quantized_two_layer(step, delay=5, freeze_bn_delay=None):
     model = QuantizedModel(_two_layer_net, QuantizeConfig(quant_delay=delay,
+                                                          freeze_bn_delay=freeze_bn_delay,
                                                           input_range=(-1.0, 1.0)))
     model.quantizer.step = tf.Variable(step, dtype=tf.int64)
     model.build([None, 6, 6, 2])
@@ -64,12 +65,15 @@ def _fq(x, low, high, narrow=False):
     return tf.quantization.fake_quant_with_min_max_vars(x, low, high, narrow_range=narrow)
 
 
-def _reference_layer(x, values, scope, activation):
-    """One conv + batch norm layer of the original's quantized training graph, by hand."""
+def _reference_layer(x, values, scope, activation, frozen=False):
+    """One conv + batch norm layer of the original's quantized training graph, by hand
+    (`frozen`: after freeze_bn_delay, normalized with the moving statistics)."""
     w, gamma = values[f"{scope}/weights"], values[f"{scope}/BatchNorm/gamma"]
     beta = values[f"{scope}/BatchNorm/beta"]
     moving_variance = values[f"{scope}/BatchNorm/moving_variance"]
     mean, variance = tf.nn.moments(tf.nn.conv2d(x, w, 1, "SAME"), [0, 1, 2])
+    if frozen:
+        mean, variance = values[f"{scope}/BatchNorm/moving_mean"], moving_variance
     folded = w * gamma / np.sqrt(moving_variance + EPS)
     bound = tf.reduce_max(tf.abs(folded))
     y = tf.nn.conv2d(x, _fq(folded, -bound, bound, narrow=True), 1, "SAME")
@@ -97,6 +101,18 @@ def test_after_the_delay_the_training_forward_equals_the_fake_quant_reference():
     expected = _reference_layer(_reference_layer(x, values, "conv1", tf.nn.relu6), values,
                                 "conv2", tf.nn.relu)
     _assert_close_to_quantized(out, expected)
+
+
+def test_after_freeze_bn_delay_the_moving_statistics_normalize_and_stay():
+    model, values = _quantized_two_layer(step=6, freeze_bn_delay=6)
+    images = _images()
+    out = model(images, is_training=True)
+    x = tf.quantization.fake_quant_with_min_max_args(images, -1.0, 1.0)
+    expected = _reference_layer(_reference_layer(x, values, "conv1", tf.nn.relu6, frozen=True),
+                                values, "conv2", tf.nn.relu, frozen=True)
+    _assert_close_to_quantized(out, expected)
+    for name in ("conv1/BatchNorm/moving_mean", "conv2/BatchNorm/moving_variance"):
+        np.testing.assert_allclose(model.variables_dict()[name], values[name], rtol=1e-6)
 
 
 def test_before_the_delay_the_net_trains_in_float_while_ranges_collect():
