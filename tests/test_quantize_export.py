@@ -95,6 +95,9 @@ def test_exported_graph_has_fake_quant_nodes_and_freezes(qat):
     ops = [node.op for node in exported.graph_def.node]
     assert ops.count("FakeQuantWithMinMaxVars") == 8  # 4 layers: weights and activations
     assert ops.count("FakeQuantWithMinMaxArgs") == 1  # the input, [-1, 1]
+    names = {node.name for node in exported.graph_def.node}
+    assert {"LeNet/conv1/weights_quant/FakeQuantWithMinMaxVars",
+            "LeNet/fc4/act_quant/FakeQuantWithMinMaxVars"} <= names  # the original's op names
     frozen = freeze_graph_def(exported.graph_def, qat.checkpoint, [exported.output_name])
     assert not {"VariableV2", "VarHandleOp"} & {node.op for node in frozen.node}
     images, _ = _images(qat.dataset_dir)

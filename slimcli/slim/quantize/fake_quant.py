@@ -21,12 +21,14 @@ place; `create_variables` makes its variables in a model's store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Iterable
 
 import tensorflow as tf
 
 from slimcli.errors import SlimError
+from slimcli.slim import scopes
 from slimcli.slim.quantize.state import CallState
 
 __all__ = ["QuantSpot", "RANGES", "create_variables", "weights_quant", "moving_quant",
@@ -97,8 +99,23 @@ def _read(var: tf.Variable) -> tf.Tensor:
     return tf.convert_to_tensor(var)
 
 
+def _name_scope(prefix: str):
+    """The op name scope `prefix` of the call (`.../act_quant/FakeQuantWithMinMaxVars`, as the
+    original named its ops); nothing in eager mode."""
+    if tf.executing_eagerly():
+        return contextlib.nullcontext()
+    context = scopes.current_context()
+    root = context.op_prefix if context is not None else ""
+    return tf.name_scope(f"{root}/{prefix}/" if root else f"{prefix}/")
+
+
 def weights_quant(state: CallState, prefix: str, weights: tf.Tensor) -> tf.Tensor:
     """`weights` fake-quantized per tensor with a symmetric last-value range."""
+    with _name_scope(prefix):
+        return _weights_quant(state, prefix, weights)
+
+
+def _weights_quant(state: CallState, prefix: str, weights: tf.Tensor) -> tf.Tensor:
     low_var = _variable(state, f"{prefix}/min")
     high_var = _variable(state, f"{prefix}/max")
     if state.is_training:
@@ -116,6 +133,11 @@ def weights_quant(state: CallState, prefix: str, weights: tf.Tensor) -> tf.Tenso
 
 def moving_quant(state: CallState, spot: QuantSpot, inputs: tf.Tensor) -> tf.Tensor:
     """`inputs` fake-quantized with the moving-average range of `spot`."""
+    with _name_scope(spot.prefix):
+        return _moving_quant(state, spot, inputs)
+
+
+def _moving_quant(state: CallState, spot: QuantSpot, inputs: tf.Tensor) -> tf.Tensor:
     prefix = spot.prefix
     low_var = _variable(state, f"{prefix}/min")
     high_var = _variable(state, f"{prefix}/max")
