@@ -35,12 +35,12 @@ def qat(tmp_path_factory):
     images = write_intensity_classes(root / "images", CLASSES, 12, spread=50, step=90)
     dataset_dir = convert_folder(images, root / "records", "--num_validation=12")
     common = dict(model_name="lenet", dataset_name="folder", dataset_dir=dataset_dir,
-                  batch_size=8, optimizer="adam", learning_rate=0.003, progress_bar=False,
+                  batch_size=8, optimizer="adam", learning_rate=0.01, progress_bar=False,
                   seed=0, log_every_n_steps=100)
     float_net = nets.get_network_fn("lenet", len(CLASSES))
     float_net.build([None, 28, 28, 3])
     slim.save_checkpoint(float_net.variables_dict(), str(root / "float" / "model.ckpt-0"))
-    train(TrainConfig(train_dir=str(root / "qat"), max_number_of_steps=40, quantize_delay=10,
+    train(TrainConfig(train_dir=str(root / "qat"), max_number_of_steps=60, quantize_delay=10,
                       checkpoint_path=str(root / "float"), **common))
     run = types.SimpleNamespace(root=root, dataset_dir=dataset_dir, float_dir=str(root / "float"),
                                 qat_dir=str(root / "qat"), tflite=str(root / "lenet.tflite"),

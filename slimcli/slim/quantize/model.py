@@ -79,7 +79,8 @@ def _quantizing(state: CallState) -> Iterator[CallState]:
 
 
 def _kwargs_key(kwargs: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    """The call's keyword arguments but `is_training` (the key holds the mode resolved)."""
+    return tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "is_training"))
 
 
 class Quantizer:
@@ -97,6 +98,7 @@ class Quantizer:
         self.step = None
         self._plans: dict[tuple, plan_lib.Plan] = {}
 
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, call: Callable, store: Any, images: tf.Tensor, kwargs: dict,
                  is_training: bool):
         """`call(images, **kwargs)`, quantized. `store` holds the model's variables."""
