@@ -3,22 +3,25 @@
 On a converted folder dataset (real photos: e.g. the 3,670 flower_photos converted with
 `slim-download --dataset_name=folder --validation_fraction=0.2`), this script
 
-  1. (with --train=float,qat) trains MODEL in float from scratch, then fine-tunes that
-     checkpoint with `--quantize_delay` (quantization-aware training, as the original's
-     contrib.quantize); `--train=qat` only fine-tunes an existing float run;
-  2. exports three TFLite models: the float net, its post-training int8 quantization
-     (`--tflite_quantize=int8`, calibrated on training images only) and the fully integer
-     model of the QAT checkpoint (`--quantize`, int8 in and out, no calibration);
+  1. trains the stages --train names: `float`, MODEL in float from scratch; then from that
+     checkpoint, with the same schedule and number of steps, `qat` fine-tunes it with
+     `--quantize_delay` (quantization-aware training, as the original's contrib.quantize)
+     and `float_ft` fine-tunes it in float (the float model of the same training budget);
+  2. exports four TFLite models: the fine-tuned float net, its post-training int8
+     quantization (`--tflite_quantize=int8`, calibrated on --calibration_steps training images,
+     and on the default 20) and the fully integer model of the QAT checkpoint (`--quantize`,
+     int8 in and out, no calibration);
   3. evaluates each through the TFLite interpreter on the validation split (top-1), beside
-     the float checkpoint and the fake-quantized QAT checkpoint evaluated in TensorFlow;
-  4. times the float and the integer TFLite models on the same images, taking turns
-     (float, integer, float, ...), and prints the median milliseconds per image and their ratio.
+     the float checkpoints and the fake-quantized QAT checkpoint evaluated in TensorFlow;
+  4. times the interpreter (`invoke`, inputs already quantized) of the float and the integer
+     model on the same images, taking turns (float, integer, float, ...), and prints the
+     median milliseconds per image and their ratio.
 
 It prints the host's CPU, core count and load (`uptime`) before and after: compare figures of
 one run only.
 
     python scripts/bench_qat.py --dataset_dir=/data/qat_flowers --work_dir=/tmp/qat_bench \
-        --train=float,qat
+        --train=float,qat,float_ft
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work_dir", required=True, help="train dirs and models go here")
     parser.add_argument("--model_name", default="mobilenet_v1_025")
     parser.add_argument("--image_size", type=int, default=128)
-    parser.add_argument("--train", default="", help="stages to train first: float,qat")
+    parser.add_argument("--train", default="", help="stages to train first: float,qat,float_ft")
     parser.add_argument("--float_steps", type=int, default=6000)
     parser.add_argument("--qat_steps", type=int, default=3000)
     parser.add_argument("--quantize_delay", type=int, default=500)
@@ -74,8 +77,8 @@ def load() -> str:
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
-def train_runs(args, float_dir: str, qat_dir: str) -> None:
-    """The float run from scratch, then the QAT fine-tuning of its final checkpoint."""
+def train_runs(args, float_dir: str, qat_dir: str, float_ft_dir: str) -> None:
+    """The float run from scratch, then the QAT and the float fine-tuning of its checkpoint."""
     common = dict(model_name=args.model_name, dataset_name="folder", dataset_dir=args.dataset_dir,
                   train_image_size=args.image_size, batch_size=32, optimizer="momentum",
                   label_smoothing=0.1, batch_norm_decay=0.99, num_preprocessing_threads=2,
@@ -86,12 +89,14 @@ def train_runs(args, float_dir: str, qat_dir: str) -> None:
                           learning_rate=0.1, learning_rate_decay_type="cosine",
                           end_learning_rate=0.0, warmup_epochs=2, recompute_batch_norm_stats=50,
                           **common))
+    fine_tune = dict(max_number_of_steps=args.qat_steps, checkpoint_path=float_dir,
+                     learning_rate=0.005, learning_rate_decay_type="cosine",
+                     end_learning_rate=0.0, **common)
     if "qat" in stages:
-        train(TrainConfig(train_dir=qat_dir, max_number_of_steps=args.qat_steps,
-                          checkpoint_path=float_dir, quantize_delay=args.quantize_delay,
-                          quantize_freeze_bn_delay=args.quantize_freeze_bn_delay,
-                          learning_rate=0.005, learning_rate_decay_type="cosine",
-                          end_learning_rate=0.0, **common))
+        train(TrainConfig(train_dir=qat_dir, quantize_delay=args.quantize_delay,
+                          quantize_freeze_bn_delay=args.quantize_freeze_bn_delay, **fine_tune))
+    if "float_ft" in stages:
+        train(TrainConfig(train_dir=float_ft_dir, recompute_batch_norm_stats=50, **fine_tune))
 
 
 def calibration_dir(args, work_dir: str) -> str:
@@ -109,13 +114,15 @@ def calibration_dir(args, work_dir: str) -> str:
 
 
 def export_models(args, work_dir: str, float_ckpt: str, qat_ckpt: str) -> dict[str, str]:
-    paths = {kind: os.path.join(work_dir, f"{kind}.tflite") for kind in ("float", "ptq", "qat")}
+    paths = {kind: os.path.join(work_dir, f"{kind}.tflite")
+             for kind in ("float", "ptq", "ptq20", "qat")}
     common = dict(model_name=args.model_name, dataset_name="folder", image_size=args.image_size)
     export(ExportConfig(checkpoint_path=float_ckpt, tflite_file=paths["float"],
                         dataset_dir=args.dataset_dir, **common))
-    export(ExportConfig(checkpoint_path=float_ckpt, tflite_file=paths["ptq"],
-                        tflite_quantize="int8", calibration_steps=args.calibration_steps,
-                        dataset_dir=calibration_dir(args, work_dir), **common))
+    for kind, steps in (("ptq", args.calibration_steps), ("ptq20", 20)):
+        export(ExportConfig(checkpoint_path=float_ckpt, tflite_file=paths[kind],
+                            tflite_quantize="int8", calibration_steps=steps,
+                            dataset_dir=calibration_dir(args, work_dir), **common))
     export(ExportConfig(checkpoint_path=qat_ckpt, tflite_file=paths["qat"], quantize=True,
                         tflite_io_type="int8", dataset_dir=args.dataset_dir, **common))
     return paths
@@ -145,44 +152,52 @@ def speed_images(args) -> np.ndarray:
 
 
 def speed(args, paths: dict[str, str]) -> dict[str, float]:
-    """Median milliseconds per image of each model, measured in turns on the same images."""
+    """Median milliseconds per image of each model's interpreter, measured in turns on the
+    same images (their input arrays made beforehand: the engines are compared, not numpy)."""
     images = speed_images(args)
     models = {kind: TFLiteClassifier(paths[kind], num_threads=args.threads)
               for kind in ("float", "qat")}
-    for model in models.values():
-        model(images[:4])  # warm up
+    inputs = {kind: model.inputs(images) for kind, model in models.items()}
+    for kind, model in models.items():
+        for array in inputs[kind][:10]:  # warm up
+            model.invoke(array)
     times: dict[str, list[float]] = {kind: [] for kind in models}
     for _ in range(args.speed_rounds):
         for kind, model in models.items():
             start = time.perf_counter()
-            model(images)
+            for array in inputs[kind]:
+                model.invoke(array)
             times[kind].append(1000.0 * (time.perf_counter() - start) / len(images))
     return {kind: statistics.median(values) for kind, values in times.items()}
 
 
 def main() -> None:
     args = parse_args()
-    float_dir = os.path.join(args.work_dir, "float")
-    qat_dir = os.path.join(args.work_dir, "qat")
+    dirs = {stage: os.path.join(args.work_dir, stage) for stage in ("float", "qat", "float_ft")}
     print(f"host: {host()}; {load()}")
     if args.train:
-        train_runs(args, float_dir, qat_dir)
-    float_ckpt, qat_ckpt = slim.latest_checkpoint(float_dir), slim.latest_checkpoint(qat_dir)
-    paths = export_models(args, args.work_dir, float_ckpt, qat_ckpt)
-    rows = [("float checkpoint (TensorFlow)", *top1(args, args.work_dir,
-                                                    checkpoint_path=float_ckpt)),
-            ("QAT checkpoint, fake quant (TensorFlow)",
-             *top1(args, args.work_dir, checkpoint_path=qat_ckpt, quantize=True))]
-    names = {"float": "float TFLite", "ptq": "post-training int8 TFLite",
-             "qat": "QAT integer TFLite (int8 in/out)"}
+        train_runs(args, dirs["float"], dirs["qat"], dirs["float_ft"])
+    ckpts = {stage: slim.latest_checkpoint(folder) for stage, folder in dirs.items()}
+    paths = export_models(args, args.work_dir, ckpts["float_ft"], ckpts["qat"])
+    steps = f"+{args.qat_steps}"
+    rows = [(f"float, {args.float_steps} steps (TensorFlow)",
+             *top1(args, args.work_dir, checkpoint_path=ckpts["float"])),
+            (f"float fine-tuned {steps} (TensorFlow)",
+             *top1(args, args.work_dir, checkpoint_path=ckpts["float_ft"])),
+            (f"QAT fine-tuned {steps}, fake quant (TensorFlow)",
+             *top1(args, args.work_dir, checkpoint_path=ckpts["qat"], quantize=True))]
+    names = {"float": f"float fine-tuned {steps}: float TFLite",
+             "ptq": f"  post-training int8 ({args.calibration_steps} calibration images)",
+             "ptq20": "  post-training int8 (20 calibration images)",
+             "qat": f"QAT fine-tuned {steps}: integer TFLite"}
     for kind, path in paths.items():
         rows.append((names[kind], *top1(args, args.work_dir, tflite_file=path)))
     ms = speed(args, paths)
     print(f"\n{args.model_name} at {args.image_size}x{args.image_size}; data: "
           f"{args.dataset_dir} (validation split); host: {host()}; {load()}")
-    print(f"{'model':42} {'top-1 %':>8} {'images':>7}")
+    print(f"{'model':50} {'top-1 %':>8} {'images':>7}")
     for name, accuracy, count in rows:
-        print(f"{name:42} {accuracy:8.2f} {count:7d}")
+        print(f"{name:50} {accuracy:8.2f} {count:7d}")
     print(f"\nTFLite interpreter, {args.threads} thread(s), {args.speed_rounds} rounds of "
           f"{args.speed_images} images taking turns: float {ms['float']:.3f} ms/image, "
           f"integer {ms['qat']:.3f} ms/image, speed-up x{ms['float'] / ms['qat']:.2f}")

@@ -71,13 +71,19 @@ class TFLiteClassifier:
         scale, zero_point = self._output["quantization"]
         return (values.astype(np.float32) - zero_point) * scale
 
+    def inputs(self, images: np.ndarray) -> list[np.ndarray]:
+        """The model's input arrays (quantized where it takes integers) of float images."""
+        return [self._quantize(image[None]) for image in np.asarray(images, np.float32)]
+
+    def invoke(self, array: np.ndarray) -> np.ndarray:
+        """The model's raw output on one input array (see `inputs`)."""
+        self._interpreter.set_tensor(self._input["index"], array)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"])
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities [N, classes] of preprocessed float images [N, H, W, C]."""
-        rows = []
-        for image in np.asarray(images, np.float32):
-            self._interpreter.set_tensor(self._input["index"], self._quantize(image[None]))
-            self._interpreter.invoke()
-            rows.append(self._dequantize(self._interpreter.get_tensor(self._output["index"])))
+        rows = [self._dequantize(self.invoke(array)) for array in self.inputs(images)]
         return np.concatenate(rows).reshape(len(rows), -1)
 
 
