@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from slimcli import datasets, fileio, nets, slim
+from slimcli import datasets, fileio, nets, quantization, slim
 from slimcli import precision as precision_lib
 from slimcli.config import option
 from slimcli.distribute import local_strategy
@@ -32,6 +32,7 @@ from slimcli.errors import SlimError
 from slimcli.precision import PRECISION_HELP
 from slimcli.slim import evaluation, metrics
 from slimcli.slim.checkpoints import CheckpointMismatch
+from slimcli.tflite_eval import TFLiteClassifier, make_tflite_step
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ class EvalConfig:
     preprocessing_name: str | None = option(None, "Default: the net's preprocessing.")
     moving_average_decay: float | None = option(None, "Evaluate the EMA (shadow) weights.")
     eval_image_size: int | None = option(None, "Default: the net's image size.")
-    quantize: bool = option(False, "Quantized eval graph (not supported).")
+    quantize: bool = option(False, "Evaluate the quantized net: fake quantization with the "
+                                   "checkpoint's learnt ranges (a --quantize_delay checkpoint), "
+                                   "as the original's --quantize.")
     use_grayscale: bool = option(False, "Grayscale preprocessing (1 channel).")
     eval_loop: bool = option(False, "Evaluate each new checkpoint in --checkpoint_path (a "
                                     "training directory) once, in order.")
@@ -79,13 +82,14 @@ class EvalConfig:
                                        "results) instead of failing on the first.")
     progress: bool = option(True, "Show a progress bar (on a terminal).")
     precision: str = dataclasses.field(default="float32", metadata={"help": PRECISION_HELP})
+    tflite_file: str = option("", "Evaluate this TFLite model (from slim-export --tflite_file: "
+                                  "float, int8 or integer) through the TFLite interpreter "
+                                  "instead of a checkpoint.")
     confusion_matrix: bool = True
 
     def validate(self) -> None:
         """Raises SlimError naming a bad value and the fix."""
-        if self.quantize:
-            raise SlimError("--quantize (TF1 contrib quantized eval graphs) is not supported; "
-                            "use slim-export --tflite_quantize for quantized models.")
+        self._validate_quantize()
         if not self.dataset_dir:
             raise SlimError("--dataset_dir is required: the directory of the converted TFRecords "
                             "(see slim-download).")
@@ -96,6 +100,18 @@ class EvalConfig:
         if self.num_clones < 1:
             raise SlimError(f"--num_clones must be >= 1. Received: --num_clones={self.num_clones}")
         precision_lib.validate(self.precision)
+
+
+    def _validate_quantize(self) -> None:
+        if self.quantize and self.tflite_file:
+            raise SlimError("--tflite_file evaluates the model as it was exported; drop "
+                            "--quantize (it quantizes a checkpoint's net).")
+        if self.tflite_file and (self.eval_loop or self.num_clones > 1):
+            raise SlimError("--tflite_file evaluates one TFLite model on the CPU; drop "
+                            "--eval_loop and --num_clones.")
+        if self.quantize and self.precision != "float32":
+            raise SlimError(f"--quantize evaluates with fake quantization, which computes in "
+                            f"float32; drop --precision={self.precision}.")
 
 
 def _restore_names(net: nets.NetworkFn, reader: Any, use_ema: bool) -> dict[str, tf.Variable]:
@@ -176,6 +192,9 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
     """restore(path): loads a checkpoint (EMA shadows with --moving_average_decay)."""
     def restore(path: str) -> None:
         reader = tf.train.load_checkpoint(path)
+        if config.quantize:
+            quantization.check_ranges(net.variables_dict(), config.model_name, path,
+                                      reader.get_variable_to_shape_map())
         named = _restore_names(net, reader, config.moving_average_decay is not None)
         try:
             slim.assign_from_checkpoint(path, named)
@@ -289,7 +308,10 @@ def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig,
         writer.flush()
     results["num_examples"] = int(matrix.sum()) if matrix is not None else None
     step = results.get("global_step")
-    print(f"Evaluated {results['checkpoint']} (step {step}) on {split.name}/{split.split_name}:")
+    what = "TFLite interpreter" if config.tflite_file else f"step {step}"
+    if config.tflite_file:
+        results["global_step"] = None
+    print(f"Evaluated {results['checkpoint']} ({what}) on {split.name}/{split.split_name}:")
     for key in ("eval/Accuracy", "eval/Recall_5", "eval/Loss"):
         print(f"  {key} = {results[key]:.4f}")
     if stats is not None:
@@ -297,6 +319,25 @@ def _report(results: dict, split: datasets.DatasetSplit, config: EvalConfig,
         print(f"  skipped {results['skipped_records']} corrupt records (--skip_corrupt)")
     sys.stdout.flush()
     return results
+
+
+def _evaluator(config: EvalConfig, num_classes: int, strategy: tf.distribute.Strategy):
+    """(image size, metrics, step, restore) of the net of a checkpoint, or of a TFLite model."""
+    if config.tflite_file:
+        classifier = TFLiteClassifier(config.tflite_file)
+        metric_map = _metric_map(num_classes, config.confusion_matrix)
+        return (_tflite_image_size(config, classifier), metric_map,
+                make_tflite_step(classifier, metric_map, num_classes), lambda path: None)
+    image_size = config.eval_image_size or nets.get_net_spec(config.model_name).default_image_size
+    channels = 1 if config.use_grayscale else 3
+    dtype = precision_lib.compute_dtype(precision_lib.resolve(config.precision))
+    with strategy.scope():
+        net = nets.get_network_fn(config.model_name, num_classes, is_training=False,
+                                  quantize=quantization.eval_quantize_config(config))
+        net.build([None, image_size, image_size, channels], dtype=dtype)
+        metric_map = _metric_map(num_classes, config.confusion_matrix)
+    return (image_size, metric_map, make_eval_step(net, metric_map, num_classes, strategy, dtype),
+            make_restore_fn(net, config))
 
 
 def run_evaluation(config: EvalConfig) -> dict | list[dict]:
@@ -309,19 +350,10 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
                         f"choose another --dataset_split_name.")
     num_classes = split.num_classes - config.labels_offset
     strategy = local_strategy(config.num_clones, config.clone_on_cpu)
-    spec = nets.get_net_spec(config.model_name)
-    image_size = config.eval_image_size or spec.default_image_size
-    channels = 1 if config.use_grayscale else 3
-    dtype = precision_lib.compute_dtype(precision_lib.resolve(config.precision))
-    with strategy.scope():
-        net = nets.get_network_fn(config.model_name, num_classes, is_training=False)
-        net.build([None, image_size, image_size, channels], dtype=dtype)
-        metric_map = _metric_map(num_classes, config.confusion_matrix)
+    image_size, metric_map, step, restore = _evaluator(config, num_classes, strategy)
     from slimcli.input import PipelineStats
     stats = PipelineStats() if config.skip_corrupt else None
     dataset = _build_dataset(config, split, image_size, strategy, stats)
-    step = make_eval_step(net, metric_map, num_classes, strategy, dtype)
-    restore = make_restore_fn(net, config)
     num_batches = config.max_num_batches or math.ceil(split.num_samples / config.batch_size)
     progress = _progress_bar(num_batches) if config.progress else None
     if config.eval_loop:
@@ -334,13 +366,21 @@ def run_evaluation(config: EvalConfig) -> dict | list[dict]:
             config.eval_dir, progress=progress,
             on_result=lambda r: _report(r, split, config, stats))
     else:
-        path = slim.resolve_checkpoint_path(config.checkpoint_path)
+        path = config.tflite_file or slim.resolve_checkpoint_path(config.checkpoint_path)
         results = _report(evaluation.evaluate_once(path, restore, step, dataset, metric_map,
                                                    num_batches, config.eval_dir, progress),
                           split, config, stats)
     if config.output_json:
         fileio.write_json(config.output_json, results)
     return results
+
+
+def _tflite_image_size(config: EvalConfig, classifier: TFLiteClassifier) -> int:
+    size = classifier.image_size
+    if config.eval_image_size not in (None, size):
+        raise SlimError(f"--tflite_file={config.tflite_file} takes {size}x{size} images; drop "
+                        f"--eval_image_size={config.eval_image_size} or export at that size.")
+    return size
 
 
 def _progress_bar(total: int):

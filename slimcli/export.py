@@ -18,17 +18,20 @@ import logging
 
 import tensorflow as tf
 
+from slimcli import quantization
 from slimcli.config import option
 from slimcli.datasets import DATASETS, get_dataset
 from slimcli.errors import SlimError
 from slimcli.freeze import freeze_graph_def, write_graph_def
 from slimcli.nets import nets_factory
 from slimcli.serving import ClientPreprocessing, client_preprocessing
+from slimcli.slim.checkpoints import resolve_checkpoint_path
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 TFLITE_QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+TFLITE_IO_TYPES = ("int8", "uint8")
 
 @dataclasses.dataclass
 class ExportConfig:
@@ -55,6 +58,15 @@ class ExportConfig:
     tflite_quantize: str = option("none", "TFLite quantization; int8 is calibrated on "
                                           "--dataset_dir.", choices=TFLITE_QUANTIZE_MODES)
     calibration_steps: int = option(20, "Images from --dataset_dir for int8 calibration.")
+    quantize: bool = option(False, "Export the quantized net: FakeQuant nodes with the "
+                                   "checkpoint's learnt ranges (a --quantize_delay "
+                                   "checkpoint), as the original's --quantize; with "
+                                   "--tflite_file, a fully integer model.")
+    tflite_io_type: str = option("int8", "With --quantize and --tflite_file: the integer "
+                                         "model's input and output type.",
+                                 choices=TFLITE_IO_TYPES)
+    preprocessing_name: str | None = option(None, "The preprocessing whose input range "
+                                                  "--quantize uses; default: the net's.")
 
     def validate(self) -> None:
         """Raises SlimError naming a bad value and the fix."""
@@ -66,6 +78,13 @@ class ExportConfig:
                             f"--calibration_steps={self.calibration_steps}")
         if not self.output_file and not (self.saved_model_dir or self.tflite_file):
             raise SlimError("--output_file is required: where to write the inference GraphDef.")
+        if self.quantize and self.tflite_quantize != "none":
+            raise SlimError(f"--quantize exports the ranges learnt by quantization-aware "
+                            f"training; --tflite_quantize={self.tflite_quantize} is post-training "
+                            f"quantization of a float net: pass one of the two.")
+        if self.tflite_io_type not in TFLITE_IO_TYPES:
+            raise SlimError(f"--tflite_io_type={self.tflite_io_type!r} is not one of "
+                            f"{', '.join(TFLITE_IO_TYPES)}.")
 
     @property
     def channels(self) -> int:
@@ -165,7 +184,8 @@ def build_inference_graph(config: ExportConfig) -> ExportedGraph:
     _check_config(config)
     num_classes = resolve_num_classes(config)
     network_fn = nets_factory.get_network_fn(config.model_name, num_classes=num_classes,
-                                             is_training=config.is_training)
+                                             is_training=config.is_training,
+                                             quantize=quantization.eval_quantize_config(config))
     spec = network_fn.spec
     size = config.image_size or spec.default_image_size
     shape = [config.batch_size, size, size, config.channels]
@@ -228,6 +248,10 @@ def export(config: ExportConfig) -> ExportedGraph:
     """
     config.validate()
     exported = build_inference_graph(config)
+    if config.quantize and config.checkpoint_path:
+        path = resolve_checkpoint_path(config.checkpoint_path)
+        keys = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+        quantization.check_ranges(exported.variable_names, exported.model_name, path, keys)
     if config.checkpoint_path:
         exported.graph_def = freeze_graph_def(exported.graph_def, config.checkpoint_path,
                                               [exported.output_name])

@@ -20,9 +20,10 @@ import logging
 import os
 from typing import Callable, Iterator
 
+import numpy as np
 import tensorflow as tf
 
-from slimcli import fileio, slim
+from slimcli import fileio, quantization, slim
 from slimcli.datasets import get_dataset
 from slimcli.errors import SlimError
 from slimcli.nets import NetworkFn, nets_factory
@@ -35,8 +36,10 @@ ENCODED_SIGNATURE = "serving_encoded_image"
 
 
 def restore_net(config, exported) -> NetworkFn:
-    """The net of `exported` in inference mode with the checkpoint's values."""
-    net = nets_factory.get_network_fn(config.model_name, exported.num_classes, is_training=False)
+    """The net of `exported` in inference mode with the checkpoint's values (quantized with
+    its learnt ranges under `--quantize`)."""
+    net = nets_factory.get_network_fn(config.model_name, exported.num_classes, is_training=False,
+                                      quantize=quantization.eval_quantize_config(config))
     net.build([1, *exported.input_shape[1:]])
     slim.assign_from_checkpoint(config.checkpoint_path, net.variables_dict())
     return net
@@ -135,6 +138,8 @@ def convert_tflite(config, exported, module: tf.Module) -> bytes:
     probabilities = tf.function(lambda images: module.classify(images)["probabilities"])
     concrete = probabilities.get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    if config.quantize:
+        return _integer_tflite(converter, config.tflite_io_type)
     mode = config.tflite_quantize
     if mode != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -147,6 +152,32 @@ def convert_tflite(config, exported, module: tf.Module) -> bytes:
     return converter.convert()
 
 
+def _integer_tflite(converter: tf.lite.TFLiteConverter, io_type: str) -> bytes:
+    """A fully integer model from a graph with fake quantization: the converter takes every
+    range from the FakeQuant ops, so no calibration data is needed.
+
+    Raises:
+      SlimError: some tensor stayed float (an op the converter could not quantize).
+    """
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = tf.as_dtype(io_type)
+    converter.inference_output_type = tf.as_dtype(io_type)
+    model = converter.convert()
+    floats = float_tensors(model)
+    if floats:
+        raise SlimError(f"the TFLite model of the quantized net is not fully integer: "
+                        f"{len(floats)} tensors stayed float (e.g. {floats[0]}); the net has an "
+                        f"op without a quantization range.")
+    return model
+
+
+def float_tensors(model: bytes) -> list[str]:
+    """The names of a TFLite model's float tensors."""
+    interpreter = tf.lite.Interpreter(model_content=model)
+    return [d["name"] for d in interpreter.get_tensor_details()
+            if d["dtype"] in (np.float32, np.float16)]
+
+
 def export_serving_formats(config, exported) -> None:
     """Writes `config.saved_model_dir` and/or `config.tflite_file`."""
     net = restore_net(config, exported)
@@ -155,4 +186,6 @@ def export_serving_formats(config, exported) -> None:
         save_saved_model(module, config.saved_model_dir)
     if config.tflite_file:
         fileio.write_file(config.tflite_file, convert_tflite(config, exported, module))
-        log.info("wrote TFLite %s (quantize=%s)", config.tflite_file, config.tflite_quantize)
+        kind = f"integer, {config.tflite_io_type} input/output" if config.quantize else \
+            f"quantize={config.tflite_quantize}"
+        log.info("wrote TFLite %s (%s)", config.tflite_file, kind)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from slimcli import fileio, optimization, slim
+from slimcli import fileio, optimization, quantization, slim
 from slimcli import precision as precision_lib
 from slimcli import config as config_lib
 from slimcli.config import option
@@ -76,7 +76,9 @@ class TrainConfig:
     momentum: float = option(0.9, "Momentum of the momentum optimizer.")
     rmsprop_momentum: float = option(0.9, "RMSProp momentum.")
     rmsprop_decay: float = option(0.9, "RMSProp decay.")
-    quantize_delay: int = option(-1, "Quantization-aware training start step; not supported yet.")
+    quantize_delay: int = option(-1, "Quantization-aware training: from this global step on, "
+                                     "simulate 8-bit quantization (the ranges learn from step "
+                                     "0); -1 = off.")
     learning_rate_decay_type: str = option("exponential", "fixed, exponential (staircase), "
                                                           "polynomial or cosine.")
     learning_rate: float = option(0.01, "Initial learning rate.")
@@ -132,6 +134,9 @@ class TrainConfig:
     batch_norm_decay: float | None = dataclasses.field(default=None, metadata={
         "help": "Decay of the batch-norm moving statistics, through the net's arg scope "
                 "(None = the net's own, e.g. 0.9997); lower it (0.99) for short runs."})
+    quantize_freeze_bn_delay: int = option(-1, "With --quantize_delay: from this global step "
+                                               "on, folded batch norms use their moving "
+                                               "statistics and stop updating them; -1 = never.")
     recompute_batch_norm_stats: int = dataclasses.field(default=0, metadata={
         "help": "Before the final checkpoint, set the batch-norm moving mean/variance to "
                 "their average over this many training batches (0 = off); weights unchanged."})
@@ -147,9 +152,7 @@ class TrainConfig:
         Raises:
           SlimError: naming the bad value and the fix.
         """
-        if self.quantize_delay >= 0:
-            raise SlimError(f"--quantize_delay={self.quantize_delay}: quantization-aware training "
-                            f"is not supported yet; leave --quantize_delay=-1.")
+        quantization.validate_train_flags(self)
         if self.batch_size < 1:
             raise SlimError(f"--batch_size must be at least 1; got {self.batch_size}.")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -174,6 +177,11 @@ class TrainConfig:
                             "or pass --synthetic_data to train on generated images.")
         optimization.OPTIMIZERS.get(self.optimizer)
         optimization.LEARNING_RATE_POLICIES.get(self.learning_rate_decay_type)
+
+    @property
+    def quantize(self) -> Any:
+        """The run's `QuantizeConfig` (None without --quantize_delay)."""
+        return quantization.train_quantize_config(self)
 
     def resolved(self) -> "TrainConfig":
         """This config with `precision` made concrete (`auto` resolved and logged once)."""
@@ -245,6 +253,8 @@ def make_init_fn(config: TrainConfig, network_fn: Any) -> Callable[[], None] | N
     model_vars = network_fn.variables_dict(slim.variables.MODEL_VARIABLES) or \
         network_fn.variables_dict()
     to_restore = {n: v for n, v in model_vars.items() if not any(n.startswith(s) for s in exclude)}
+    if network_fn.quantizer is not None:
+        to_restore.update(quantization.restorable_ranges(network_fn, path, exclude))
 
     def init_fn() -> None:
         try:
@@ -355,9 +365,14 @@ def setup_training(config: TrainConfig, info: StrategyInfo) -> TrainingRun:
     if config.seed is not None:
         tf.random.set_seed(config.seed)
     data = make_train_data(config, nets_factory.get_net_spec(config.model_name), info)
+    if config.quantize is not None and config.compute_dtype != tf.float32:
+        raise SlimError(f"--quantize_delay trains with fake quantization, which computes in "
+                        f"float32; --precision={config.precision} resolved to "
+                        f"{config.compute_dtype.name}: pass --precision=float32.")
     network_fn = nets_factory.get_network_fn(config.model_name, data.num_classes,
                                              weight_decay=config.weight_decay, is_training=True,
-                                             batch_norm_decay=config.batch_norm_decay)
+                                             batch_norm_decay=config.batch_norm_decay,
+                                             quantize=config.quantize)
     with info.strategy.scope():
         network_fn.build([None, data.image_size, data.image_size, data.channels],
                          dtype=config.compute_dtype)
@@ -490,6 +505,8 @@ def _make_step(config: TrainConfig, network_fn: Any,
     """The train step (optimizer, schedule, loss scaling) and the EMA, under strategy scope."""
     optimizer = optimization.make_optimizer(config.optimizer, dataclasses.asdict(config))
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    if network_fn.quantizer is not None:
+        network_fn.quantizer.step = global_step  # the delays count training steps
     ema = None
     if config.moving_average_decay:
         ema = ExponentialMovingAverage(config.moving_average_decay,

@@ -358,6 +358,19 @@ def make_checkpoint_tgz(path: str, members: dict[str, bytes]) -> None:
             _add_bytes(tar, name, data)
 
 
+def write_intensity_classes(image_dir, classes, per_class: int, spread: float, step: float,
+                            size: int = 28, seed: int = 0) -> str:
+    """One folder of PNGs per class: noise of `spread` levels above `step` x the class index, a
+    set a small net learns in a few steps. Returns `image_dir` as a string."""
+    rng = np.random.RandomState(seed)
+    for c, name in enumerate(classes):
+        os.makedirs(os.path.join(image_dir, name))
+        for i in range(per_class):
+            pixels = (rng.rand(size, size, 3) * spread + step * c).astype(np.uint8)
+            Image.fromarray(pixels).save(os.path.join(image_dir, name, f"{i}.png"))
+    return str(image_dir)
+
+
 def convert_folder(image_dir, dataset_dir, *flags: str) -> str:
     """Runs `slim-download --dataset_name=folder` on `image_dir` in-process; fails unless it
     exits 0. Returns `dataset_dir` as a string."""

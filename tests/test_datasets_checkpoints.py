@@ -46,10 +46,30 @@ HOSTS = ("https://download.tensorflow.org/models/",
 
 
 def test_zoo_covers_the_readme_table():
-    urls = [entry.url for _, entry in checkpoints.ZOO.items()]
+    urls = [entry.url for _, entry in checkpoints.ZOO.items() if not entry.quantized]
     assert sorted(u.split("/models/")[-1].replace("https://storage.googleapis.com/", "")
                   for u in urls) == sorted(README_ARCHIVES)
-    assert all(u.startswith(HOSTS) for u in urls)
+    assert all(entry.url.startswith(HOSTS) for _, entry in checkpoints.ZOO.items())
+
+
+def test_zoo_has_the_quantized_mobilenet_v1_checkpoints_of_mobilenet_v1_md():
+    quantized = {name: entry for name, entry in checkpoints.ZOO.items() if entry.quantized}
+    assert len(quantized) == 16
+    entry = quantized["mobilenet_v1_1.0_224_quant"]
+    assert entry.url == ("https://download.tensorflow.org/models/mobilenet_v1_2018_08_02/"
+                         "mobilenet_v1_1.0_224_quant.tgz")
+    assert (entry.checkpoint, entry.top1, entry.model_name) == (
+        "mobilenet_v1_1.0_224_quant.ckpt", 70.1, "mobilenet_v1")
+    widths = {"0.25": "mobilenet_v1_025", "0.5": "mobilenet_v1_050", "0.75": "mobilenet_v1_075",
+              "1.0": "mobilenet_v1"}
+    for name, entry in quantized.items():
+        assert entry.model_name == widths[name.split("_")[2]]
+        assert entry.exclude_scopes == "MobilenetV1/Logits"
+    hint = checkpoints.fine_tune_hint(checkpoints.CheckpointResult(
+        "mobilenet_v1_0.25_128_quant", "/c/mobilenet_v1_0.25_128_quant.ckpt",
+        "MobilenetV1/Logits", None, True))
+    assert "--model_name=mobilenet_v1_025" in hint and "--quantize_delay=0" in hint
+    assert "--train_image_size=128" in hint
 
 
 @pytest.mark.parametrize("name,scopes", sorted(EXCLUDES.items()))

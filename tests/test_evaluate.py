@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from datasets_helpers import convert_folder, read_examples
+from datasets_helpers import convert_folder, read_examples, write_intensity_classes
 from slimcli import nets, slim
 from slimcli.cli import download as download_cli
 from slimcli.cli import evaluate as eval_cli
@@ -25,13 +25,8 @@ CLASSES = ("circle", "square", "stripes")
 def dataset_dir(tmp_path_factory):
     """3 classes x 9 PNG images of 28x28, converted with the real folder converter."""
     root = tmp_path_factory.mktemp("eval_data")
-    rng = np.random.RandomState(0)
-    for c, name in enumerate(CLASSES):
-        os.makedirs(root / "images" / name)
-        for i in range(9):
-            pixels = (rng.rand(28, 28, 3) * 60 + 80 * c).astype(np.uint8)
-            Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
-    return convert_folder(root / "images", root / "records", "--num_validation=11")
+    images = write_intensity_classes(root / "images", CLASSES, 9, spread=60, step=80)
+    return convert_folder(images, root / "records", "--num_validation=11")
 
 
 def _checkpoint(train_dir, num_classes, step=3, seed=1, extra=None):

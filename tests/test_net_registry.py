@@ -61,13 +61,15 @@ def test_discovery_finds_the_family_modules_and_is_idempotent():
 
 def test_zoo_exclude_scopes_are_the_logits_scopes():
     zoo_nets = [name for name, spec in nets.NETS_REGISTRY.items() if spec.zoo is not None]
-    assert checkpoints.ZOO.names() == zoo_nets and len(zoo_nets) == 22
-    for name in zoo_nets:
-        spec = nets.get_net_spec(name)
-        entry = checkpoints.ZOO.get(name)
-        assert entry.exclude_scopes == ",".join(spec.logits_scopes), name
+    entries = [zoo for _, spec in nets.NETS_REGISTRY.items() for zoo in spec.zoo_checkpoints]
+    assert sorted(checkpoints.ZOO.names()) == sorted(zoo.name for zoo in entries)
+    assert len(zoo_nets) == 22
+    for zoo in entries:
+        spec = nets.get_net_spec(zoo.model_name)
+        entry = checkpoints.ZOO.get(zoo.name)
+        assert entry.exclude_scopes == ",".join(spec.logits_scopes), zoo.name
         assert entry.exclude_scopes == spec.checkpoint_exclude_scopes
-        assert entry.model_name == name
+        assert zoo.name == zoo.model_name or zoo.quantized
 
 
 def test_derived_tables_follow_the_registry():

@@ -1,4 +1,11 @@
-"""Re-entering a VariableScope object reopens its original op name scope (TF1's rule)."""
+"""Re-entering a VariableScope object: TF1's naming rules.
+
+TF1's `variable_scope(scope_object)` keeps the variable names and opens a new name
+scope named after the scope's last component inside the current one (so
+`mobilenet_v1_base(scope=sc)` names its ops `MobilenetV1/MobilenetV1/...`); a
+`name_scope(sc.original_name_scope)` reopens the first one (the original MobileNet
+v2's `_scope_all`).
+"""
 
 import tensorflow as tf
 
@@ -24,9 +31,35 @@ def test_reentered_scope_keeps_variable_and_op_names():
         return w
 
     tf.function(trace, autograph=False).get_concrete_function(tf.TensorSpec([1, 3, 3, 2]))
-    assert names["z"] == "Net/out:0"
+    assert names["z"] == "Net_1/out:0"
     assert sorted(model.variables_dict()) == ["Net/a/biases", "Net/a/weights", "Net/b/biases",
                                               "Net/b/weights"]
+
+
+def _nested(x):
+    with slim.variable_scope("M") as sc:
+        with slim.variable_scope(sc):
+            inner = tf.identity(x, name="c")
+        with slim.variable_scope(sc) as again, slim.name_scope(again.original_name_scope):
+            first = tf.identity(x, name="d")
+            conv = slim.conv2d(x, 2, [1, 1], scope="e")
+    return inner, first, conv
+
+
+def test_nested_reentry_doubles_the_op_scope_and_original_name_scope_reopens_it():
+    model = slim.Model(_nested)
+    names = {}
+
+    def trace(x):
+        inner, first, conv = model(x)
+        names.update(inner=inner.name, first=first.name, conv=conv.op.name)
+        return conv
+
+    tf.function(trace, autograph=False).get_concrete_function(tf.TensorSpec([1, 3, 3, 2]))
+    assert names["inner"] == "M/M/c:0"
+    assert names["first"] == "M/d:0"
+    assert names["conv"] == "M/e/Relu"
+    assert sorted(model.variables_dict()) == ["M/e/biases", "M/e/weights"]
 
 
 def _tower(x, reuse):

@@ -131,8 +131,8 @@ def test_bad_trainable_scopes_and_missing_checkpoint(tmp_path):
         train_lib.train(_config(tmp_path, trainable_scopes="LeNet/nope"))
     with pytest.raises(SlimError, match="not found"):
         train_lib.train(_config(tmp_path, checkpoint_path=str(tmp_path / "none.ckpt")))
-    with pytest.raises(SlimError, match="not supported yet"):
-        train_lib.train(_config(tmp_path, quantize_delay=10))
+    with pytest.raises(SlimError, match="fake quantization, which computes in float32"):
+        train_lib.train(_config(tmp_path, quantize_delay=10, precision="bfloat16"))
     with pytest.raises(SlimError, match="parameter-server"):
         make_strategy(num_ps_tasks=1)
 

@@ -27,12 +27,12 @@ from slimcli.slim import train_dir
 
 # Every net's published checkpoint, from its registry entry (`NetSpec.zoo`).
 ZOO: Registry[ZooCheckpoint] = Registry("checkpoint", "--checkpoint")
-for _name, _spec in nets.NETS_REGISTRY.items():
-    if _spec.zoo is not None:
-        ZOO.register(_name, _spec.zoo)
-        if _spec.zoo.digest:
-            fetch.KNOWN_ARCHIVES[_spec.zoo.url] = fetch.KnownArchive(
-                _spec.zoo.size, _spec.zoo.digest, _spec.zoo.digest_source)
+for _, _spec in nets.NETS_REGISTRY.items():
+    for _zoo in _spec.zoo_checkpoints:
+        ZOO.register(_zoo.name, _zoo)
+        if _zoo.digest:
+            fetch.KNOWN_ARCHIVES[_zoo.url] = fetch.KnownArchive(_zoo.size, _zoo.digest,
+                                                                _zoo.digest_source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +48,12 @@ class CheckpointResult:
 def list_checkpoints() -> str:
     """A table of every zoo archive (for `--checkpoint=list`), with its pinned digest's
     algorithm (`-` where none is known)."""
-    rows = [f"{'checkpoint':22} {'top-1':>5}  {'exclude scopes':48} {'pinned':6} archive"]
+    width = max(22, *(len(name) for name in ZOO.names()))
+    rows = [f"{'checkpoint':{width}} {'top-1':>5}  {'exclude scopes':48} {'pinned':6} archive"]
     for name, entry in ZOO.items():
         known = fetch.KNOWN_ARCHIVES.get(entry.url)
         pinned = known.algorithm if known else "-"
-        rows.append(f"{name:22} {entry.top1:5.1f}  {entry.exclude_scopes:48} {pinned:6} "
+        rows.append(f"{name:{width}} {entry.top1:5.1f}  {entry.exclude_scopes:48} {pinned:6} "
                     f"{entry.url}")
     rows.append("pinned: the digest every download must match; '-': none is published, so the "
                 "first download prints the archive's sha256 (a mirror's .sha256 file is checked "
@@ -127,7 +128,9 @@ def fine_tune_hint(result: CheckpointResult) -> str:
              f"Fine-tune: slim-train --model_name={entry.model_name} "
              f"--checkpoint_path={result.checkpoint_path} "
              f"--checkpoint_exclude_scopes={result.exclude_scopes} "
-             f"--trainable_scopes={result.exclude_scopes} --dataset_name=... --dataset_dir=..."]
+             f"--trainable_scopes={result.exclude_scopes}"
+             f"{' --quantize_delay=0' if entry.quantized else ''} --dataset_name=... "
+             f"--dataset_dir=..."]
     if entry.notes:
         lines.append(f"Note: {entry.notes}.")
     if result.sha256:

@@ -239,6 +239,27 @@ def mobilenet_v1_arg_scope(is_training: bool | None = True, weight_decay: float 
         return sc
 
 
+# The quantized checkpoints (contrib.quantize) of research/slim/nets/mobilenet_v1.md: width →
+# {image size: ImageNet top-1 of the TFLite model}.
+QUANTIZED_TOP1 = {
+    "1.0": {224: 70.1, 192: 69.2, 160: 67.2, 128: 63.4},
+    "0.75": {224: 66.8, 192: 66.1, 160: 62.3, 128: 55.8},
+    "0.5": {224: 60.7, 192: 60.0, 160: 57.7, 128: 54.5},
+    "0.25": {224: 48.0, 192: 46.0, 160: 43.4, 128: 39.5},
+}
+
+
+def _quantized(width: str) -> tuple[ZooCheckpoint, ...]:
+    """The `mobilenet_v1_<width>_<size>_quant` checkpoints of one width."""
+    return tuple(ZooCheckpoint(
+        f"{TF_MODELS_URL}mobilenet_v1_2018_08_02/mobilenet_v1_{width}_{size}_quant.tgz",
+        f"mobilenet_v1_{width}_{size}_quant.ckpt", top1, name=f"mobilenet_v1_{width}_{size}_quant",
+        quantized=True,
+        notes=f"quantized at {size}x{size}: evaluate with --quantize --eval_image_size={size}, "
+              f"fine-tune with --quantize_delay=0 --train_image_size={size}")
+        for size, top1 in QUANTIZED_TOP1[width].items())
+
+
 def _spec(name: str, depth_multiplier: float, zoo: str = "", top1: float = 0.0) -> NetSpec:
     """One width; `zoo` names the published archive (`1.0_224`) with its `top1`."""
     in_original = depth_multiplier == 1.0
@@ -254,7 +275,8 @@ def _spec(name: str, depth_multiplier: float, zoo: str = "", top1: float = 0.0) 
                    logits_scopes=("MobilenetV1/Logits",),
                    fn_kwargs={"depth_multiplier": depth_multiplier}, preprocessing_note=note,
                    preprocessing_in_original=in_original, zoo=checkpoint,
-                   keras_twin=("MobileNet", {} if in_original else {"alpha": depth_multiplier}))
+                   keras_twin=("MobileNet", {} if in_original else {"alpha": depth_multiplier}),
+                   zoo_variants=_quantized(str(depth_multiplier)))
 
 
 NETS = (

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -19,6 +20,7 @@ import tensorflow as tf
 from slimcli import slim
 from slimcli.errors import SlimError
 from slimcli.nets.registry import NETS_REGISTRY, NetSpec, register_all
+from slimcli.slim.quantize import QuantizeConfig, Quantizer
 
 _PACKAGE = __name__.rpartition(".")[0]  # slimcli.nets
 
@@ -62,12 +64,14 @@ class NetworkFn(slim.Model):
 
     Keyword arguments given to the call override the factory's (`is_training`,
     `dropout_keep_prob`, ...), so one set of variables serves training and
-    evaluation: `fn(images, is_training=False)`.
+    evaluation: `fn(images, is_training=False)`. With `quantize`, every call
+    simulates 8-bit quantization (`slimcli.slim.quantize`); `quantizer.step`
+    is the training step its delays count.
     """
 
     def __init__(self, spec: NetSpec, num_classes: int | None, weight_decay: float = 0.0,
                  is_training: bool = False, batch_norm_decay: float | None = None,
-                 **net_kwargs: Any):
+                 quantize: QuantizeConfig | None = None, **net_kwargs: Any):
         super().__init__(spec.fn, name=spec.name, num_classes=num_classes,
                          is_training=is_training, **{**spec.fn_kwargs, **net_kwargs})
         if batch_norm_decay is not None and default_batch_norm_decay(spec) is None:
@@ -79,6 +83,7 @@ class NetworkFn(slim.Model):
         self.batch_norm_decay = batch_norm_decay  # None: the arg scope's own
         self.default_image_size = spec.default_image_size
         self._channels: int | None = None
+        self.quantizer = None if quantize is None else Quantizer(quantize, spec.name)
 
     def _check_images(self, images: Any) -> tf.Tensor:
         images = tf.convert_to_tensor(images)
@@ -104,13 +109,20 @@ class NetworkFn(slim.Model):
                                     **{**self.spec.arg_scope_kwargs, **extra})
         with slim.arg_scope(scope):
             try:
-                result = super().__call__(images, **kwargs)
+                result = self._call(images, kwargs)
             except ValueError as e:
                 if "Negative dimension size" not in str(e):
                     raise
                 raise SlimError(self._too_small(images, str(e))) from None
         self._channels = int(images.shape[-1])
         return result
+
+    def _call(self, images: tf.Tensor, kwargs: dict):
+        if self.quantizer is None:
+            return super().__call__(images, **kwargs)
+        is_training = kwargs.get("is_training", self._fixed_kwargs["is_training"])
+        return self.quantizer(functools.partial(slim.Model.__call__, self), self.store, images,
+                              kwargs, is_training)
 
     def _too_small(self, images: tf.Tensor, message: str) -> str:
         node = re.search(r"node ([^}\s]+)", message)
@@ -147,7 +159,7 @@ def checkpoint_owner(keys: Any, model_name: str) -> tuple[str, str]:
 
 def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0,
                    is_training: bool = False, batch_norm_decay: float | None = None,
-                   **net_kwargs: Any) -> NetworkFn:
+                   quantize: QuantizeConfig | None = None, **net_kwargs: Any) -> NetworkFn:
     """Returns the net `name` as a callable `(images, **kw) -> (logits, end_points)`.
 
     Args:
@@ -157,6 +169,8 @@ def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0
       is_training: the default mode of calls (batch norm, dropout).
       batch_norm_decay: the moving-statistics decay through the arg scope
         (None: the net's own; an error for nets whose scope has none).
+      quantize: simulate 8-bit quantization in every call, as TF1's
+        `contrib.quantize` rewrite did (None: float).
       **net_kwargs: extra keyword arguments of the net function
         (`dropout_keep_prob`, `global_pool`, `depth_multiplier`, ...).
 
@@ -164,5 +178,5 @@ def get_network_fn(name: str, num_classes: int | None, weight_decay: float = 0.0
       SlimError: unknown name (lists the known names and the closest match).
     """
     spec = get_net_spec(name)
-    return NetworkFn(spec, num_classes, weight_decay, is_training, batch_norm_decay,
+    return NetworkFn(spec, num_classes, weight_decay, is_training, batch_norm_decay, quantize,
                      **net_kwargs)

@@ -40,6 +40,9 @@ class ZooCheckpoint:
         `sha384:<hex>`; empty where none is known (see `open_model_zoo_pin`).
       size: the archive's size in bytes, with `digest`.
       digest_source: who published `digest`.
+      name: its name in the zoo list (`slim-download --checkpoint=NAME`); empty: the net's.
+      quantized: trained with quantization-aware training (evaluate it with
+        `--quantize`, fine-tune it with `--quantize_delay`).
       model_name: the net it belongs to; set by its `NetSpec`.
       exclude_scopes: `--checkpoint_exclude_scopes` for fine-tuning on a new
         label set; set by its `NetSpec` from the net's `logits_scopes`.
@@ -52,6 +55,8 @@ class ZooCheckpoint:
     digest: str = ""
     size: int | None = None
     digest_source: str = ""
+    name: str = ""
+    quantized: bool = False
     model_name: str = dataclasses.field(default="", init=False)
     exclude_scopes: str = dataclasses.field(default="", init=False)
 
@@ -88,6 +93,8 @@ class NetSpec:
         no entry for the net and `preprocessing` is slimcli's choice.
       zoo: the published checkpoint, if any; its `model_name` and
         `exclude_scopes` are filled in from this entry.
+      zoo_variants: more published checkpoints of the net under their own names
+        (the quantized MobileNets), filled in the same way.
       keras_twin: the `keras.applications` class of the same architecture and
         its keyword arguments (`("MobileNet", {"alpha": 0.5})`), if any;
         `("Sequential", {})` for the small nets the benchmark builds itself.
@@ -107,13 +114,25 @@ class NetSpec:
     preprocessing_in_original: bool = True
     zoo: ZooCheckpoint | None = None
     keras_twin: tuple[str, dict] | None = None
+    zoo_variants: tuple[ZooCheckpoint, ...] = ()
 
     def __post_init__(self):
         if self.zoo is not None:
-            zoo = dataclasses.replace(self.zoo)
-            object.__setattr__(zoo, "model_name", self.name)
-            object.__setattr__(zoo, "exclude_scopes", self.checkpoint_exclude_scopes)
-            object.__setattr__(self, "zoo", zoo)
+            object.__setattr__(self, "zoo", self._owned(self.zoo))
+        object.__setattr__(self, "zoo_variants",
+                           tuple(self._owned(zoo) for zoo in self.zoo_variants))
+
+    def _owned(self, zoo: ZooCheckpoint) -> ZooCheckpoint:
+        """`zoo` with this net's name and exclude scopes filled in."""
+        zoo = dataclasses.replace(zoo, name=zoo.name or self.name)
+        object.__setattr__(zoo, "model_name", self.name)
+        object.__setattr__(zoo, "exclude_scopes", self.checkpoint_exclude_scopes)
+        return zoo
+
+    @property
+    def zoo_checkpoints(self) -> tuple[ZooCheckpoint, ...]:
+        """Every published checkpoint of the net: `zoo`, then `zoo_variants`."""
+        return ((self.zoo,) if self.zoo is not None else ()) + self.zoo_variants
 
     @property
     def checkpoint_exclude_scopes(self) -> str:

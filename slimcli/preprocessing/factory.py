@@ -131,6 +131,13 @@ class Preprocessing:
                                        is_training=self.is_training,
                                        use_grayscale=self.use_grayscale, **kwargs)
 
+    @property
+    def output_range(self) -> tuple[float, float] | None:
+        """The fixed range of every output value (a quantized net's input range); None
+        where there is none (cifarnet's per-image standardization)."""
+        range_fn = getattr(PREPROCESSING.get(self.name).module, "output_range", None)
+        return None if range_fn is None else range_fn(self.use_grayscale)
+
     def batched(self) -> Optional[Callable[..., tf.Tensor]]:
         """`fn(images [B, H, W, C], output_height, output_width, seed=)` over a batch
         of same-size images, when the module has one (`preprocess_batch`), else None."""

@@ -16,6 +16,12 @@ from slimcli.preprocessing import common
 SCALE = 128.0
 
 
+def output_range(use_grayscale: bool = False) -> tuple[float, float]:
+    """The range every output value lies in (a quantized net's fixed input range)."""
+    del use_grayscale
+    return -1.0, (255.0 - SCALE) / SCALE
+
+
 def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                      is_training: bool = False, use_grayscale: bool = False,
                      seed: common.SeedLike = None) -> tf.Tensor:

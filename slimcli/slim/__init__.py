@@ -9,7 +9,7 @@ As with `import tf_slim as slim`, the modules are attributes: `slim.learning`,
 """
 
 from slimcli.slim import checkpoints, initializers, layers, losses, regularizers, scopes, utils
-from slimcli.slim import evaluation, learning, metrics, optimizers, summaries, variables
+from slimcli.slim import evaluation, learning, metrics, optimizers, quantize, summaries, variables
 from slimcli.slim.checkpoints import (assign_from_checkpoint, assign_from_checkpoint_fn,
                                       assign_from_values, assign_from_values_fn,
                                       latest_checkpoint, list_variables, resolve_checkpoint_path,

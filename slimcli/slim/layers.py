@@ -16,6 +16,10 @@ import tensorflow as tf
 
 from slimcli.errors import SlimError
 from slimcli.slim import initializers, utils
+from slimcli.slim.quantize import fold as quant_fold
+from slimcli.slim.quantize import layer as quant_layer
+from slimcli.slim.quantize import state as quant_state
+from slimcli.slim.quantize.state import layer_body
 from slimcli.slim.scopes import add_arg_scope, name_scope, variable_scope
 from slimcli.slim.variables import model_variable
 
@@ -71,6 +75,29 @@ def _normalize_or_bias(outputs: tf.Tensor, num_outputs: int, normalizer_fn: Call
     return outputs
 
 
+def _weight_layer_output(sc: Any, x: tf.Tensor, weights: tf.Variable,
+                         conv: Callable[[Any], tf.Tensor], channels: int,
+                         normalizer_fn: Callable | None, normalizer_params: dict | None,
+                         biases_initializer: Any, biases_regularizer: Callable | None,
+                         variables_collections: Any, trainable: bool,
+                         activation_fn: Callable | None, outputs_collections: Any,
+                         depthwise: bool = False) -> tf.Tensor:
+    """conv(weights), then the normalizer or biases and the activation; in a quantized
+    call (`slimcli.slim.quantize`), the same with the batch norm folded and fake quant."""
+    def normalize(y: tf.Tensor) -> tf.Tensor:
+        return _normalize_or_bias(y, channels, normalizer_fn, normalizer_params,
+                                  biases_initializer, biases_regularizer, variables_collections,
+                                  trainable)
+
+    state = quant_state.current()
+    if state is not None:
+        y = quant_layer.quantized_layer(state, quant_layer.LayerCall(
+            sc, x, weights, conv, normalize, normalizer_fn is not None, activation_fn,
+            depthwise))
+        return utils.collect_named_outputs(outputs_collections, sc.name, y)
+    return _finish(normalize(conv(weights)), activation_fn, outputs_collections, sc.name)
+
+
 def _cols(variables_collections: Any, key: str) -> list[str]:
     """Collections for one variable: a list for all, or a dict keyed by variable name."""
     if variables_collections is None:
@@ -84,6 +111,7 @@ def _cols(variables_collections: Any, key: str) -> list[str]:
 
 
 @add_arg_scope
+@layer_body
 def conv2d(inputs, num_outputs: int, kernel_size, stride=1, padding: str = "SAME",
            data_format: str | None = None, rate=1, activation_fn=tf.nn.relu,
            normalizer_fn=None, normalizer_params=None, weights_initializer=_XAVIER,
@@ -108,15 +136,16 @@ def conv2d(inputs, num_outputs: int, kernel_size, stride=1, padding: str = "SAME
                                  initializer=weights_initializer, regularizer=weights_regularizer,
                                  trainable=trainable,
                                  collections=_cols(variables_collections, "weights"))
-        if _covers_whole_input(x, kh, kw, padding, rh, rw):
-            y = _whole_input_conv(x, _cast(weights, x))
-        else:
-            y = tf.nn.conv2d(x, _cast(weights, x), strides=[1, sh, sw, 1], padding=padding,
-                             dilations=[1, rh, rw, 1])
-        y = _normalize_or_bias(y, num_outputs, normalizer_fn, normalizer_params,
-                               biases_initializer, biases_regularizer, variables_collections,
-                               trainable)
-        return _finish(y, activation_fn, outputs_collections, sc.name)
+
+        def conv(w):
+            if _covers_whole_input(x, kh, kw, padding, rh, rw):
+                return _whole_input_conv(x, _cast(w, x))
+            return tf.nn.conv2d(x, _cast(w, x), strides=[1, sh, sw, 1], padding=padding,
+                                dilations=[1, rh, rw, 1])
+        return _weight_layer_output(sc, x, weights, conv, num_outputs, normalizer_fn,
+                                    normalizer_params, biases_initializer, biases_regularizer,
+                                    variables_collections, trainable, activation_fn,
+                                    outputs_collections)
 
 
 convolution2d = conv2d
@@ -141,6 +170,7 @@ def _whole_input_conv(x: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
 
 
 @add_arg_scope
+@layer_body
 def separable_conv2d(inputs, num_outputs: int | None, kernel_size, depth_multiplier: int = 1,
                      stride=1, padding: str = "SAME", data_format: str | None = None, rate=1,
                      activation_fn=tf.nn.relu, normalizer_fn=None, normalizer_params=None,
@@ -166,28 +196,40 @@ def separable_conv2d(inputs, num_outputs: int | None, kernel_size, depth_multipl
                                    regularizer=weights_regularizer, trainable=trainable,
                                    collections=_cols(variables_collections, "weights"))
         strides = [1, sh, sw, 1]
-        if num_outputs is not None:
-            pointwise = model_variable("pointwise_weights",
-                                       [1, 1, c_in * depth_multiplier, num_outputs],
-                                       initializer=pointwise_initializer or weights_initializer,
-                                       regularizer=weights_regularizer, trainable=trainable,
-                                       collections=_cols(variables_collections, "weights"))
-            y = tf.nn.separable_conv2d(x, _cast(depthwise, x), _cast(pointwise, x), strides,
-                                       padding, dilations=[rh, rw])
-            channels = num_outputs
+
+        def depthwise_conv(w):
+            return tf.nn.depthwise_conv2d(x, _cast(w, x), strides, padding, dilations=[rh, rw])
+        if num_outputs is None:
+            return _weight_layer_output(sc, x, depthwise, depthwise_conv, c_in * depth_multiplier,
+                                        normalizer_fn, normalizer_params, biases_initializer,
+                                        biases_regularizer, variables_collections, trainable,
+                                        activation_fn, outputs_collections, depthwise=True)
+        pointwise = model_variable("pointwise_weights",
+                                   [1, 1, c_in * depth_multiplier, num_outputs],
+                                   initializer=pointwise_initializer or weights_initializer,
+                                   regularizer=weights_regularizer, trainable=trainable,
+                                   collections=_cols(variables_collections, "weights"))
+        state = quant_state.current()
+        if state is not None:  # the original quantized the depthwise half on its own
+            inner = quant_layer.depthwise_part(state, sc, x, depthwise, depthwise_conv)
+
+            def conv(w):
+                return tf.nn.conv2d(inner, _cast(w, inner), [1, 1, 1, 1], "VALID")
         else:
-            y = tf.nn.depthwise_conv2d(x, _cast(depthwise, x), strides, padding,
-                                       dilations=[rh, rw])
-            channels = c_in * depth_multiplier
-        y = _normalize_or_bias(y, channels, normalizer_fn, normalizer_params, biases_initializer,
-                               biases_regularizer, variables_collections, trainable)
-        return _finish(y, activation_fn, outputs_collections, sc.name)
+            def conv(w):
+                return tf.nn.separable_conv2d(x, _cast(depthwise, x), _cast(w, x), strides,
+                                              padding, dilations=[rh, rw])
+        return _weight_layer_output(sc, x, pointwise, conv, num_outputs, normalizer_fn,
+                                    normalizer_params, biases_initializer, biases_regularizer,
+                                    variables_collections, trainable, activation_fn,
+                                    outputs_collections)
 
 
 separable_convolution2d = separable_conv2d
 
 
 @add_arg_scope
+@layer_body
 def conv2d_transpose(inputs, num_outputs: int, kernel_size, stride=1, padding: str = "SAME",
                      data_format: str | None = None, activation_fn=tf.nn.relu, normalizer_fn=None,
                      normalizer_params=None, weights_initializer=_XAVIER, weights_regularizer=None,
@@ -197,6 +239,7 @@ def conv2d_transpose(inputs, num_outputs: int, kernel_size, stride=1, padding: s
     """Transposed convolution: `weights` [kh, kw, num_outputs, in]."""
     _check_format(data_format, "conv2d_transpose")
     with variable_scope(scope, "Conv2d_transpose", reuse=reuse) as sc:
+        quant_layer.refuse(quant_state.current(), "conv2d_transpose", sc.name)
         x = _as_input(inputs, 4, "conv2d_transpose")
         kh, kw = utils.two_element_tuple(kernel_size)
         sh, sw = utils.two_element_tuple(stride)
@@ -231,6 +274,7 @@ convolution2d_transpose = conv2d_transpose
 
 
 @add_arg_scope
+@layer_body
 def conv2d_in_plane(inputs, kernel_size, stride=1, padding: str = "SAME",
                     activation_fn=tf.nn.relu, normalizer_fn=None, normalizer_params=None,
                     weights_initializer=_XAVIER, weights_regularizer=None,
@@ -239,6 +283,7 @@ def conv2d_in_plane(inputs, kernel_size, stride=1, padding: str = "SAME",
                     trainable: bool = True, scope=None):
     """The same 2-D filter (`weights` [kh, kw, 1, 1]) applied to every channel."""
     with variable_scope(scope, "ConvInPlane", reuse=reuse) as sc:
+        quant_layer.refuse(quant_state.current(), "conv2d_in_plane", sc.name)
         x = _as_input(inputs, 4, "conv2d_in_plane")
         kh, kw = utils.two_element_tuple(kernel_size)
         sh, sw = utils.two_element_tuple(stride)
@@ -254,6 +299,7 @@ def conv2d_in_plane(inputs, kernel_size, stride=1, padding: str = "SAME",
 
 
 @add_arg_scope
+@layer_body
 def fully_connected(inputs, num_outputs: int, activation_fn=tf.nn.relu, normalizer_fn=None,
                     normalizer_params=None, weights_initializer=_XAVIER,
                     weights_regularizer=None, biases_initializer=_ZEROS,
@@ -266,15 +312,16 @@ def fully_connected(inputs, num_outputs: int, activation_fn=tf.nn.relu, normaliz
         weights = model_variable("weights", [c_in, num_outputs], initializer=weights_initializer,
                                  regularizer=weights_regularizer, trainable=trainable,
                                  collections=_cols(variables_collections, "weights"))
-        w = _cast(weights, x)
-        if x.shape.rank == 2:
-            y = tf.matmul(x, w)
-        else:
-            y = tf.tensordot(x, w, [[x.shape.rank - 1], [0]])
-        y = _normalize_or_bias(y, num_outputs, normalizer_fn, normalizer_params,
-                               biases_initializer, biases_regularizer, variables_collections,
-                               trainable)
-        return _finish(y, activation_fn, outputs_collections, sc.name)
+
+        def matmul(w):
+            w = _cast(w, x)
+            if x.shape.rank == 2:
+                return tf.matmul(x, w)
+            return tf.tensordot(x, w, [[x.shape.rank - 1], [0]])
+        return _weight_layer_output(sc, x, weights, matmul, num_outputs, normalizer_fn,
+                                    normalizer_params, biases_initializer, biases_regularizer,
+                                    variables_collections, trainable, activation_fn,
+                                    outputs_collections)
 
 
 def _moving_stat(name: str, shape: list, initializer: Any, variables_collections: Any):
@@ -313,6 +360,7 @@ def _update_moving(moving: tf.Variable, value: tf.Tensor, decay: float) -> None:
 
 
 @add_arg_scope
+@layer_body
 def batch_norm(inputs, decay: float = 0.999, center: bool = True, scale: bool = False,
                epsilon: float = 0.001, activation_fn=None, param_initializers=None,
                param_regularizers=None, updates_collections="update_ops",
@@ -340,6 +388,12 @@ def batch_norm(inputs, decay: float = 0.999, center: bool = True, scale: bool = 
         channels = utils.last_dimension(x.shape, 2)
         gamma, beta, mean, var = _bn_params(channels, center, scale, param_initializers,
                                             param_regularizers, variables_collections, trainable)
+        state = quant_state.current()
+        if state is not None:
+            folded = quant_fold.batch_norm_in_layer(state, sc.name, x, gamma, beta, mean, var,
+                                                    epsilon, is_training, decay, activation_fn)
+            if folded is not None:
+                return folded
         pdtype = tf.float32
         g = tf.ones([channels], pdtype) if gamma is None else tf.cast(gamma, pdtype)
         b = tf.zeros([channels], pdtype) if beta is None else tf.cast(beta, pdtype)
@@ -367,12 +421,14 @@ def batch_norm(inputs, decay: float = 0.999, center: bool = True, scale: bool = 
 
 
 @add_arg_scope
+@layer_body
 def bias_add(inputs, activation_fn=None, initializer=_ZEROS, regularizer=None, reuse=None,
              variables_collections=None, outputs_collections=None, trainable: bool = True,
              data_format: str | None = None, scope=None):
     """Adds `biases` [channels] to the last dimension."""
     _check_format(data_format, "bias_add")
     with variable_scope(scope, "BiasAdd", reuse=reuse) as sc:
+        quant_layer.refuse(quant_state.current(), "bias_add", sc.name)
         x = tf.convert_to_tensor(inputs)
         channels = utils.last_dimension(x.shape, 2)
         biases = model_variable("biases", [channels], initializer=initializer,
@@ -411,6 +467,7 @@ def max_pool2d(inputs, kernel_size, stride=2, padding: str = "VALID",
 
 
 @add_arg_scope
+@layer_body
 def dropout(inputs, keep_prob: float = 0.5, noise_shape=None, is_training: bool = True,
             outputs_collections=None, scope=None, seed: int | None = None):
     """Keeps each unit with probability `keep_prob` (scaled by 1/keep_prob) when training."""
@@ -418,9 +475,11 @@ def dropout(inputs, keep_prob: float = 0.5, noise_shape=None, is_training: bool 
         raise SlimError(f"dropout: expected keep_prob in (0, 1]. Received: keep_prob={keep_prob}")
     with name_scope(scope, "Dropout") as sc:
         x = tf.convert_to_tensor(inputs)
+        kept = x
         if is_training and keep_prob < 1.0:
-            x = tf.nn.dropout(x, rate=1.0 - keep_prob, noise_shape=noise_shape, seed=seed)
-        return utils.collect_named_outputs(outputs_collections, sc, x)
+            kept = tf.nn.dropout(x, rate=1.0 - keep_prob, noise_shape=noise_shape, seed=seed)
+        quant_state.note_passthrough(x, kept)
+        return utils.collect_named_outputs(outputs_collections, sc, kept)
 
 
 @add_arg_scope

@@ -173,15 +173,18 @@ class CallContext:
 class VariableScope:
     """A variable scope: `name` prefixes variable names, `op_scope` op names.
 
-    `original_name_scope` is the op scope with a trailing slash, as TF1 had it.
+    `original_name_scope` is the op scope the scope was first opened with, with
+    a trailing slash, as TF1 had it (a re-entered scope keeps its first one).
     """
     name: str
     op_scope: str
     reuse: Any = None
+    first_op_scope: str | None = None
 
     @property
     def original_name_scope(self) -> str:
-        return f"{self.op_scope}/" if self.op_scope else ""
+        scope = self.op_scope if self.first_op_scope is None else self.first_op_scope
+        return f"{scope}/" if scope else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,11 +273,15 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     del values
     frame = current_frame()
     parent, ctx = frame.scope, frame.context
+    first_op_scope = None
     if isinstance(name_or_scope, VariableScope):
         var_name = name_or_scope.name
         if reuse is None:
             reuse = name_or_scope.reuse
-        op_base = None  # re-entered: TF1 reopens the scope's original name scope
+        # Re-entered: TF1 opens a new name scope named after the scope's last component
+        # inside the current one (`MobilenetV1/MobilenetV1/...`), and keeps its first one.
+        op_base = _join(parent.op_scope, var_name.rsplit("/", 1)[-1])
+        first_op_scope = name_or_scope.original_name_scope.rstrip("/")
     elif name_or_scope is not None:
         var_name = _join(parent.name, name_or_scope)
         op_base = _join(parent.op_scope, name_or_scope)
@@ -284,17 +291,15 @@ def variable_scope(name_or_scope: str | VariableScope | None = None,
     else:
         raise SlimError("variable_scope needs name_or_scope or default_name; got neither.")
     ctx.var_counts[var_name] = ctx.var_counts.get(var_name, 0) + 1
-    if op_base is None:
-        op_scope = name_or_scope.op_scope
-    else:
-        op_scope = _unique(ctx.op_counts, op_base)
-        ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
+    op_scope = _unique(ctx.op_counts, op_base)
+    ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
     if parent.reuse is True:
         reuse = True  # reuse, once on, stays on in nested scopes (TF1's rule)
     elif reuse is None:
         reuse = parent.reuse
-    scope = VariableScope(name=var_name, op_scope=op_scope, reuse=reuse)
-    saved_counts = dict(ctx.var_counts) if op_base is None else None
+    scope = VariableScope(name=var_name, op_scope=op_scope, reuse=reuse,
+                          first_op_scope=first_op_scope)
+    saved_counts = dict(ctx.var_counts) if first_op_scope is not None else None
     token = _FRAME.set(_Frame(ctx, scope))
     try:
         with _tf_name_scope(ctx, op_scope):
@@ -328,13 +333,17 @@ def name_scope(name: str | None, default_name: str | None = None,
     """Opens an op name scope (no variables): yields its full name, unique in the call.
 
     Layers without variables (pooling, dropout, flatten) use this; their
-    end-point alias is this name, as in TF-Slim.
+    end-point alias is this name, as in TF-Slim. A name ending in `/` (a scope's
+    `original_name_scope`) reopens that op scope of the call as it is, as TF1 did.
     """
     del values
     frame = current_frame()
     parent, ctx = frame.scope, frame.context
-    base = _join(parent.op_scope, name if name is not None else default_name)
-    op_scope = _unique(ctx.op_counts, base)
+    if name is not None and name.endswith("/"):
+        op_scope = name.rstrip("/")
+    else:
+        base = _join(parent.op_scope, name if name is not None else default_name)
+        op_scope = _unique(ctx.op_counts, base)
     ctx.op_counts[op_scope] = ctx.op_counts.get(op_scope, 0) + 1
     scope = VariableScope(name=parent.name, op_scope=op_scope, reuse=parent.reuse)
     token = _FRAME.set(_Frame(ctx, scope))

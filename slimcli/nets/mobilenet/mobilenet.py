@@ -129,7 +129,10 @@ def mobilenet_base(inputs: tf.Tensor, conv_defs: ConvDefs, multiplier: float = 1
     overrides = []
     if use_explicit_padding:
         overrides.append(((slim.conv2d, slim.separable_conv2d), {"padding": "VALID"}))
-    with slim.variable_scope(scope, default_name="Mobilenet"), \
+    # The original's `_scope_all`: ops stay in the scope's first name scope
+    # (`MobilenetV2/...`, not `MobilenetV2/MobilenetV2/...` as a re-entered scope opens).
+    with slim.variable_scope(scope, default_name="Mobilenet") as sc, \
+            slim.name_scope(sc.original_name_scope), \
             slim.arg_scope([slim.batch_norm], is_training=is_training), \
             _arg_scopes(conv_defs.defaults), _arg_scopes(overrides):
         current_stride, rate = 1, 1
