@@ -76,8 +76,10 @@ class BenchmarkConfig:
     dataset_name: str | None = option(None, "With --data=DIR: the dataset (default: from its "
                                             "dataset.json).")
     dataset_split_name: str = option("train", "With --data=DIR: the split read.")
-    decoded_cache_mb: int = option(1024, "With --data=DIR: as slim-train's (decode small data "
+    decoded_cache_mb: int = option(1024, "With --data=DIR: as slim-train's (decode the images "
                                          "once into memory; 0 = stream the records).")
+    decode_side: str = option("auto", "With --data=DIR: as slim-train's (auto, full or "
+                                      "pixels: the shorter side photos are decoded down to).")
     warmup_steps: int = option(3, "Untimed steps first (tracing, autotuning).")
     steps: int = option(10, "Steps per timed run.")
     repeats: int = option(3, "Timed runs; the median is reported with min and max.")
@@ -281,7 +283,7 @@ def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
     else:
         values.update(dataset_name=_dataset_name(config), dataset_dir=config.data,
                       dataset_split_name=config.dataset_split_name,
-                      decoded_cache_mb=config.decoded_cache_mb)
+                      decoded_cache_mb=config.decoded_cache_mb, decode_side=config.decode_side)
     return TrainConfig(**values)
 
 

@@ -123,9 +123,16 @@ class TrainConfig:
                                             "dataset's.")
     skip_corrupt: bool = option(False, "Skip corrupt records (each logged and counted) instead "
                                        "of failing on the first with its file and index.")
-    decoded_cache_mb: int = option(1024, "Decode a dataset whose images fit in this many MiB "
-                                         "(all one size: MNIST, CIFAR) once into memory; "
-                                         "0 = stream.")
+    decoded_cache_mb: int = option(1024, "Decode the training images once into memory when "
+                                         "they fit in this many MiB (at --decode_side); "
+                                         "0 = decode every epoch (stream).")
+    decode_side: str = option("auto", "Shorter side (pixels) training photos are decoded down "
+                                      "to, once: auto = what the preprocessing needs for "
+                                      "--train_image_size (inception: 1.41x it); full = the "
+                                      "stored pixels (the original's exact path); or a number.")
+    decoded_cache_on_disk: bool = option(False, "Also keep the decoded training images in a "
+                                                "file beside the records, for later runs "
+                                                "(rebuilt when the records change).")
     synthetic_data: bool = option(False, "Train on generated images instead of a dataset.")
     synthetic_num_classes: int = option(10, "Classes of --synthetic_data.")
     progress_bar: bool | None = None

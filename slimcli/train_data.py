@@ -85,6 +85,7 @@ def _dataset(config: Any, spec: Any) -> TrainData:
     try:
         from slimcli import datasets, preprocessing
         from slimcli.input import DecodedCache, build_input_pipeline
+        from slimcli.input.config import decode_side_pixels
     except ImportError as e:
         raise SlimError(f"this slimcli build lacks the dataset input pipeline ({e}); "
                         f"use --synthetic_data until it is installed.") from None
@@ -99,7 +100,8 @@ def _dataset(config: Any, spec: Any) -> TrainData:
         use_grayscale=config.use_grayscale)
     size = config.train_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
-    decoded = DecodedCache()  # a small split is decoded once, for the summary and training
+    decoded = DecodedCache()  # a split that fits is decoded once, for the summary and training
+    side = decode_side_pixels(config.decode_side, preprocess_fn.working_side, size)
 
     def dataset_fn(ctx: Any) -> tf.data.Dataset:
         return build_input_pipeline(
@@ -108,7 +110,8 @@ def _dataset(config: Any, spec: Any) -> TrainData:
             num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads, seed=config.seed,
             input_context=ctx, drop_remainder=True, skip_corrupt=config.skip_corrupt,
-            decoded_cache_mb=config.decoded_cache_mb, decoded_cache=decoded)
+            decoded_cache_mb=config.decoded_cache_mb, decoded_cache=decoded, decode_side=side,
+            decoded_cache_on_disk=config.decoded_cache_on_disk)
     return TrainData(dataset_fn, num_classes, split.num_samples, size, channels)
 
 

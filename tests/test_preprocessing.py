@@ -320,3 +320,25 @@ def test_every_net_of_the_registry_names_the_tables_preprocessing():
     assert sorted(specs) == sorted(PREPROCESSING_FOR_MODEL)
     for name, spec in specs.items():
         assert spec.preprocessing == PREPROCESSING_FOR_MODEL[name], name
+
+
+def test_inception_in_two_parts_equals_the_per_image_training():
+    from slimcli.preprocessing import inception
+    fn = get_preprocessing("inception", is_training=True)
+    per_image, per_batch = fn.split()
+    rng = np.random.RandomState(4)
+    for i in range(6):
+        image = tf.constant(rng.randint(0, 256, (20 + 7 * i, 50 - 3 * i, 3)).astype(np.uint8))
+        seed = tf.constant([i, 3], tf.int64)
+        part, draws = per_image(image, 24, 16, seed=seed)
+        ours = per_batch(part[tf.newaxis], {k: v[tf.newaxis] for k, v in draws.items()})[0]
+        expected = fn(image, 24, 16, seed=seed, add_image_summaries=False)
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), atol=2e-6)
+    # Saturation in closed form, also on values a brightness shift put outside [0, 1].
+    pixels = tf.random.stateless_uniform([4, 6, 5, 3], [1, 2], -0.2, 1.2)
+    factors = tf.constant([0.0, 0.5, 1.3, 3.0])
+    expected = tf.stack([tf.image.adjust_saturation(pixels[i], factors[i]) for i in range(4)])
+    np.testing.assert_allclose(inception.adjust_saturation_batch(pixels, factors).numpy(),
+                               expected.numpy(), atol=2e-6)
+    assert fn.split() is not None and get_preprocessing("inception").split() is None
+    assert get_preprocessing("vgg", is_training=True).split() is None

@@ -142,6 +142,27 @@ class Preprocessing:
                                  use_grayscale=self.use_grayscale)
 
 
+    def working_side(self, output_size: int) -> int:
+        """The shorter side (pixels) an image needs for outputs of `output_size`; a photo
+        decoded down to it gives about the same output. 0: the image's own pixels are
+        needed (cifarnet and lenet crop or pad without resizing)."""
+        module = PREPROCESSING.get(self.name).module
+        side_fn = getattr(module, "working_side", None)
+        return 0 if side_fn is None else side_fn(output_size, self.is_training)
+
+    def split(self) -> Optional[tuple[Callable[..., Any], Callable[..., tf.Tensor]]]:
+        """Training in two parts, where the module has them (inception):
+        `per_image(image, height, width, seed=) -> (image, draws)` and
+        `per_batch(images, draws) -> images`, together the same as calling this
+        preprocessing with `seed=` (up to float rounding); else None."""
+        module = PREPROCESSING.get(self.name).module
+        per_image = getattr(module, "train_crop_and_draws", None)
+        if not self.is_training or per_image is None:
+            return None
+        return per_image, functools.partial(module.finish_train_batch,
+                                            use_grayscale=self.use_grayscale)
+
+
 def get_preprocessing(name: str, is_training: bool = False,
                       use_grayscale: bool = False) -> Preprocessing:
     """Returns `fn(image, output_height, output_width, **kwargs)`.
