@@ -150,6 +150,14 @@ class Preprocessing:
         side_fn = getattr(module, "working_side", None)
         return 0 if side_fn is None else side_fn(output_size, self.is_training)
 
+    def pixel_range(self) -> Optional[tuple]:
+        """(scale, offset): outputs are `scale * pixel + offset` for pixels in [0, 1] (the
+        offset may be per channel); None where there is no fixed range (cifarnet
+        standardizes each image)."""
+        module = PREPROCESSING.get(self.name).module
+        range_fn = getattr(module, "pixel_range", None)
+        return None if range_fn is None else range_fn(self.use_grayscale)
+
     def split(self) -> Optional[tuple[Callable[..., Any], Callable[..., tf.Tensor]]]:
         """Training in two parts, where the module has them (inception):
         `per_image(image, height, width, seed=) -> (image, draws)` and

@@ -44,8 +44,6 @@ BRIGHTNESS_MAX_DELTA = 32.0 / 255.0
 SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2
 CONTRAST_RANGE = (0.5, 1.5)
-# Output = PIXEL_SCALE * (pixel in [0, 1]) + PIXEL_OFFSET, per channel.
-PIXEL_SCALE, PIXEL_OFFSET = 2.0, -1.0
 # The median area of a training crop: AREA_RANGE is drawn uniformly (about 0.5).
 _MEDIAN_CROP_AREA = 0.5
 
@@ -254,6 +252,12 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                                     seed=seed)
     return preprocess_for_eval(image, output_height, output_width, central_fraction,
                                central_crop=crop_image, use_grayscale=use_grayscale)
+
+
+def pixel_range(use_grayscale: bool) -> tuple[float, float]:
+    """(scale, offset): the output is `scale * pixel + offset` for pixels in [0, 1]."""
+    del use_grayscale
+    return 2.0, -1.0
 
 
 def working_side(output_size: int, is_training: bool) -> int:

@@ -153,6 +153,12 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
     return mean_image_subtraction(image)
 
 
+def pixel_range(use_grayscale: bool) -> tuple[float, tuple[float, ...]]:
+    """(scale, offset per channel): the output is `scale * pixel + offset` for pixels in
+    [0, 1]."""
+    return 255.0, tuple(-m for m in ((GRAY_MEAN,) if use_grayscale else RGB_MEANS))
+
+
 def working_side(output_size: int, is_training: bool) -> int:
     """The shorter side (pixels) an image needs: training resizes it to up to
     `RESIZE_SIDE_MAX`, evaluation to `RESIZE_SIDE_MIN`, whatever the output size."""
