@@ -225,9 +225,10 @@ def epsilon_warning(name: str, epsilon: float) -> str | None:
     definition = OPTIMIZERS.get(name)
     if definition.usual_epsilon is None or epsilon != 1.0:
         return None
+    usual = _short(definition.usual_epsilon)
     return (f"--optimizer={name} with --opt_epsilon=1.0 (the original's default, tuned for "
-            f"rmsprop) throttles every update; pass --opt_epsilon={_short(definition.usual_epsilon)}"
-            f", the usual value, unless 1.0 is meant.")
+            f"rmsprop) throttles every update; pass --opt_epsilon={usual}, the usual value, "
+            f"unless 1.0 is meant.")
 
 
 def _short(value: float) -> str:

@@ -189,9 +189,11 @@ class TrainConfig:
         if self.recompute_batch_norm_stats < 0:
             raise SlimError(f"--recompute_batch_norm_stats must be >= 0 batches; got "
                             f"{self.recompute_batch_norm_stats}.")
+        from slimcli.input.config import decode_side_pixels
         from slimcli.preprocessing import augment
         augment.check_flags(self.randaugment, self.random_erasing, self.mixup_alpha,
                             self.cutmix_alpha)
+        decode_side_pixels(self.decode_side, lambda size: 1, 1)
         if self.decoded_cache_mb < 0:
             raise SlimError(f"--decoded_cache_mb must be >= 0 (0 always streams the records); "
                             f"got {self.decoded_cache_mb}.")

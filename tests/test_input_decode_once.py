@@ -193,3 +193,18 @@ def test_decode_side_setting():
     assert get_preprocessing("inception").working_side(128) == 147
     assert get_preprocessing("vgg", is_training=True).working_side(64) == 512
     assert get_preprocessing("cifarnet", is_training=True).working_side(32) == 0
+
+
+def test_evaluation_reads_the_working_copy_only_when_asked(tmp_path):
+    from slimcli.evaluate import EvalConfig
+    files, records = photo_records(str(tmp_path), count=4)
+    fn = get_preprocessing("inception")
+    for side in (0, SIDE):
+        images, labels, _ = collect(build_input_pipeline(files, fn, 4, SIZE, is_training=False,
+                                                         decode_side=side))
+        for image, label in zip(images[0], labels):
+            expected = fn(working_copy(records[label], side=side), SIZE, SIZE).numpy()
+            np.testing.assert_array_equal(image, expected)
+    assert EvalConfig().decode_side == "full"  # evaluation stays exact unless asked
+    with pytest.raises(SlimError, match="--decode_side='half' is not auto, full or a number"):
+        EvalConfig(dataset_dir=str(tmp_path), decode_side="half").validate()

@@ -243,5 +243,5 @@ class BatchAugmentation:
                                        deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-__all__ = ["BatchAugmentation", "box_mask", "check_flags", "cutmix_boxes", "erasing_boxes", "from_unit", "mix",
-           "random_erasing", "to_unit"]
+__all__ = ["BatchAugmentation", "box_mask", "check_flags", "cutmix_boxes", "erasing_boxes",
+           "from_unit", "mix", "random_erasing", "to_unit"]

@@ -54,9 +54,11 @@ class TrainClock:
     def out_of_time(self) -> bool:
         return self.max_seconds is not None and self.seconds() >= self.max_seconds
 
-    def done(self, step: int) -> bool:
-        """Whether the run ends before step `step + 1`: steps or time used up."""
-        return (self.max_steps is not None and step >= self.max_steps) or self.out_of_time()
+    def done(self, step: int, time_counts: bool = True) -> bool:
+        """Whether the run ends before step `step + 1`: its steps used up, or its time
+        (unless `time_counts` is False: a fresh run makes one step, to leave a checkpoint)."""
+        return (self.max_steps is not None and step >= self.max_steps) or \
+            (time_counts and self.out_of_time())
 
     def fraction(self, step: int) -> float:
         """How much of the run is done, in [0, 1]: of the steps or of the time, whichever

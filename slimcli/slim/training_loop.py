@@ -335,7 +335,8 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
         final checkpoint (e.g. recomputing batch-norm statistics).
       max_train_seconds: also stop, after the step under way, once the run has
         spent this many seconds (earlier runs of `logdir` included: each
-        checkpoint records `train_seconds`; see `slim.time_budget`).
+        checkpoint records `train_seconds`; see `slim.time_budget`). A run
+        that resumes nothing makes one step at least.
       run_fraction: a float variable set before each step to the fraction of
         the run done (of the steps or of the seconds, whichever is further),
         for a learning-rate schedule laid over the run.
@@ -364,12 +365,12 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
                       strategy, progress_bar, final_fn, clock, run_fraction)
 
 
-def _nothing_to_do(step: int, clock: TrainClock) -> bool:
+def _nothing_to_do(step: int, clock: TrainClock, resumed: bool) -> bool:
     if clock.max_steps is not None and step >= clock.max_steps:
         log.info("Global step %d already reached --max_number_of_steps=%d; nothing to do.",
                  step, clock.max_steps)
         return True
-    if clock.out_of_time():
+    if resumed and clock.out_of_time():
         log.info("The run already spent %.0f s of --max_train_seconds=%g (global step %d); "
                  "nothing to do.", clock.seconds(), clock.max_seconds, step)
         return True
@@ -382,10 +383,10 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
            task, images_per_step, summary_fn, strategy, progress_bar, final_fn, clock,
            run_fraction) -> int:
     """The loop of `train`, run with the lock held (chief)."""
-    clock.spent_before = spent_seconds(_restore_or_init(logdir, variables_to_save, init_fn,
-                                                        is_chief))
+    resumed = _restore_or_init(logdir, variables_to_save, init_fn, is_chief)
+    clock.spent_before = spent_seconds(resumed)
     step = int(host_values({"s": global_step}, strategy)["s"])
-    if _nothing_to_do(step, clock):
+    if _nothing_to_do(step, clock, resumed is not None):
         return step
     _wait_for_chief(logdir, startup_delay_steps * task, is_chief)
     saver = CheckpointSaver(logdir, variables_to_save, max_to_keep, keep_checkpoint_every_n_hours,
@@ -395,8 +396,10 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
     last_save = last_summary = time.time()
     metrics: dict[str, float] = {}
     pending: tuple[int, dict] | None = None  # a due checkpoint, written once shown good
+    must_step = resumed is None  # a fresh run steps once at least: it leaves a checkpoint
     try:
-        while not clock.done(step):
+        while not clock.done(step, time_counts=not must_step):
+            must_step = False
             if run_fraction is not None:
                 run_fraction.assign(clock.fraction(step))
             metrics = {k: float(v) for k, v in train_step().items()}
