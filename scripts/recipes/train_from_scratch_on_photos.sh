@@ -15,7 +15,8 @@
 #      recomputed at the end;
 #   3. slim-eval evaluates the final checkpoint on the held-out photos.
 # Environment (optional): MODEL and IMAGE_SIZE (the net and its input size), BATCH_SIZE,
-# LEARNING_RATE, RESERVE_SECONDS (kept for slim-train's start and end and for slim-eval).
+# LEARNING_RATE, RESERVE_SECONDS (kept for slim-train's start and end and for slim-eval),
+# EXTRA_TRAIN_FLAGS (more slim-train flags, after the recipe's: the last of a flag wins).
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
   echo "usage: $0 IMAGE_DIR WORK_DIR [MINUTES]" >&2
@@ -37,6 +38,8 @@ elapsed_seconds() {
   echo $(( ($(date +%s%N) - START_NS) / 1000000000 ))
 }
 
+read -r -a EXTRA <<<"${EXTRA_TRAIN_FLAGS:-}"
+
 run slim-download --dataset_name=folder "--image_dir=$IMAGE_DIR" "--dataset_dir=$DATASET_DIR"
 
 # What is left of the minutes, less what slim-train's start and end and slim-eval take.
@@ -49,7 +52,7 @@ run slim-train "--model_name=$MODEL" "--dataset_name=$DATASET_NAME" \
   "--learning_rate=${LEARNING_RATE:-0.05}" --learning_rate_decay_type=cosine \
   --end_learning_rate=0 --warmup_epochs=1 --label_smoothing=0.1 --weight_decay=0.00004 \
   --batch_norm_decay=0.99 --recompute_batch_norm_stats=20 --decode_side=auto \
-  --save_interval_secs=600 --save_summaries_secs=600 --log_every_n_steps=100
+  --save_interval_secs=600 --save_summaries_secs=600 --log_every_n_steps=100 "${EXTRA[@]}"
 evaluate "$TRAIN_DIR"
 
 PYTHON=${SLIM_BIN:+${SLIM_BIN}python}

@@ -11,8 +11,8 @@ In order, as timm applies them:
 - RandAugment (`slimcli.preprocessing.randaugment`) on the images mapped to
   [0, 1] (the preprocessing's output range, `pixel_range`, says how);
 - random erasing: with probability `random_erasing` per image, a rectangle of
-  2-33% of its area (aspect ratio 0.3-3.3) replaced by noise (uniform over the
-  pixel range, or normal with a standardizing preprocessing);
+  2-33% of its area (aspect ratio 0.3-3.3) filled with a random colour (uniform
+  over the pixel range per channel; normal with a standardizing preprocessing);
 - mixup or cutmix (each image one or the other, half and half when both are
   on): image `i` is mixed with image `B - 1 - i` of its batch, with
   `lam ~ Beta(alpha, alpha)`. Mixup blends the pixels, `lam x_i + (1 - lam)
@@ -86,19 +86,32 @@ def erasing_boxes(seed: tf.Tensor, count: tf.Tensor, height: int, width: int,
             "height": box_height, "width": box_width, "noise_seed": seeds[4]}
 
 
+def _erase(images: tf.Tensor, noise: tf.Tensor, erase: tf.Tensor, top: tf.Tensor,
+           left: tf.Tensor, box_height: tf.Tensor, box_width: tf.Tensor) -> tf.Tensor:
+    height, width = images.shape[1], images.shape[2]
+    mask = box_mask(height, width, top, left, box_height, box_width) & _per_image(erase)
+    return tf.where(mask, noise, images)
+
+
+# The pixel work of an augmentation, its elementwise ops fused into few passes by XLA
+# (TensorFlow's CPU kernels make one pass over the batch each); the random draws stay
+# outside (XLA's generators are slow on a CPU, and it has no gamma draws).
+_erase_compiled = tf.function(_erase, jit_compile=True, autograph=False)
+
+
 def random_erasing(images: tf.Tensor, probability: float, seed: tf.Tensor,
                    pixel_range: Optional[tuple] = None) -> tf.Tensor:
     """Random erasing of a batch [B, H, W, C]: see the module docstring."""
-    height, width = images.shape[1], images.shape[2]
-    boxes = erasing_boxes(seed, tf.shape(images)[0], height, width, probability)
-    mask = box_mask(height, width, boxes["top"], boxes["left"], boxes["height"],
-                    boxes["width"]) & _per_image(boxes["erase"])
+    boxes = erasing_boxes(seed, tf.shape(images)[0], images.shape[1], images.shape[2],
+                          probability)
+    # One random colour per box (per-pixel noise would cost more than the rest together).
+    shape = tf.stack([tf.shape(images)[0], 1, 1, images.shape[3]])
     if pixel_range is None:
-        noise = tf.random.stateless_normal(tf.shape(images), boxes["noise_seed"])
+        noise = tf.random.stateless_normal(shape, boxes["noise_seed"])
     else:
-        noise = from_unit(tf.random.stateless_uniform(tf.shape(images), boxes["noise_seed"]),
-                          pixel_range)
-    return tf.where(mask, noise, images)
+        noise = from_unit(tf.random.stateless_uniform(shape, boxes["noise_seed"]), pixel_range)
+    return _erase_compiled(images, noise, boxes["erase"], boxes["top"], boxes["left"],
+                           boxes["height"], boxes["width"])
 
 
 def cutmix_boxes(lam: tf.Tensor, seed: tf.Tensor, height: int, width: int) -> dict:
@@ -116,6 +129,18 @@ def cutmix_boxes(lam: tf.Tensor, seed: tf.Tensor, height: int, width: int) -> di
             "width": extent[:, 1], "lam": 1.0 - area / (height * width)}
 
 
+def _mix_pixels(images: tf.Tensor, lam: tf.Tensor, use_cutmix: tf.Tensor, top: tf.Tensor,
+                left: tf.Tensor, box_height: tf.Tensor, box_width: tf.Tensor) -> tf.Tensor:
+    height, width = images.shape[1], images.shape[2]
+    partners = tf.reverse(images, [0])
+    pasted = box_mask(height, width, top, left, box_height, box_width) & _per_image(use_cutmix)
+    blended = _per_image(lam) * images + (1.0 - _per_image(lam)) * partners
+    return tf.where(pasted, partners, tf.where(_per_image(use_cutmix), images, blended))
+
+
+_mix_pixels_compiled = tf.function(_mix_pixels, jit_compile=True, autograph=False)
+
+
 def mix(images: tf.Tensor, labels: tf.Tensor, num_classes: int, mixup_alpha: float,
         cutmix_alpha: float, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mixup and/or cutmix of a batch with its reverse (see the module docstring).
@@ -128,25 +153,20 @@ def mix(images: tf.Tensor, labels: tf.Tensor, num_classes: int, mixup_alpha: flo
       (images, soft labels float32 [B, num_classes]).
     """
     count = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
     seeds = common.split_seed(seed, 4)
     if labels.shape.rank == 1:
         labels = tf.one_hot(labels, num_classes)
-    partner_images, partner_labels = tf.reverse(images, [0]), tf.reverse(labels, [0])
     if cutmix_alpha > 0 and mixup_alpha > 0:
         use_cutmix = tf.random.stateless_uniform([count], seeds[0]) < CUTMIX_SHARE
     else:
         use_cutmix = tf.fill([count], cutmix_alpha > 0)
     lam = tf.where(use_cutmix, _beta(seeds[1], count, cutmix_alpha or 1.0),
                    _beta(seeds[2], count, mixup_alpha or 1.0))
-    boxes = cutmix_boxes(lam, seeds[3], height, width)
-    pasted = box_mask(height, width, boxes["top"], boxes["left"], boxes["height"],
-                      boxes["width"]) & _per_image(use_cutmix)
+    boxes = cutmix_boxes(lam, seeds[3], images.shape[1], images.shape[2])
     lam = tf.where(use_cutmix, boxes["lam"], lam)
-    blended = _per_image(lam) * images + (1.0 - _per_image(lam)) * partner_images
-    mixed = tf.where(pasted, partner_images,
-                     tf.where(_per_image(use_cutmix), images, blended))
-    return mixed, lam[:, None] * labels + (1.0 - lam[:, None]) * partner_labels
+    mixed = _mix_pixels_compiled(images, lam, use_cutmix, boxes["top"], boxes["left"],
+                                 boxes["height"], boxes["width"])
+    return mixed, lam[:, None] * labels + (1.0 - lam[:, None]) * tf.reverse(labels, [0])
 
 
 def to_unit(images: tf.Tensor, pixel_range: tuple) -> tf.Tensor:
