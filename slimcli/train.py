@@ -135,6 +135,10 @@ class TrainConfig:
                                       "to, once: auto = what the preprocessing needs for "
                                       "--train_image_size (inception: 1.41x it); full = the "
                                       "stored pixels (the original's exact path); or a number.")
+    min_crop_area: float | None = option(
+        None, "Smallest share of the image a random training crop covers (inception "
+              "preprocessing; None = its own 0.05, the original's). Short runs learn faster with "
+              "gentler crops (0.25).")
     randaugment: str = option("", "RandAugment N,M: N operations per image at magnitude M "
                                   "(0-10), e.g. 2,9; empty = off.")
     random_erasing: float = option(0.0, "Probability of erasing a random box of each image "
@@ -180,6 +184,9 @@ class TrainConfig:
         if self.max_number_of_steps is not None and self.max_number_of_steps < 0:
             raise SlimError(f"--max_number_of_steps must be >= 0 (or unset to train forever); "
                             f"got {self.max_number_of_steps}.")
+        if self.min_crop_area is not None and not 0.0 < self.min_crop_area <= 1.0:
+            raise SlimError(f"--min_crop_area must be in (0, 1] (a share of the image); got "
+                            f"{self.min_crop_area}.")
         if self.max_train_seconds is not None and not self.max_train_seconds > 0:
             raise SlimError(f"--max_train_seconds must be > 0 (or unset for no time limit); got "
                             f"{self.max_train_seconds}.")

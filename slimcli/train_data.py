@@ -101,6 +101,8 @@ def _dataset(config: Any, spec: Any) -> TrainData:
     preprocess_fn = preprocessing.preprocessing_for_net(
         config.model_name, config.preprocessing_name, is_training=True,
         use_grayscale=config.use_grayscale)
+    if config.min_crop_area is not None:
+        preprocess_fn = preprocess_fn.with_min_crop_area(config.min_crop_area)
     size = config.train_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
     decoded = DecodedCache()  # a split that fits is decoded once, for the summary and training

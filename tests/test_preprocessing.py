@@ -342,3 +342,27 @@ def test_inception_in_two_parts_equals_the_per_image_training():
                                expected.numpy(), atol=2e-6)
     assert fn.split() is not None and get_preprocessing("inception").split() is None
     assert get_preprocessing("vgg", is_training=True).split() is None
+
+
+def test_min_crop_area_narrows_inceptions_training_crops():
+    from slimcli.errors import SlimError
+    from slimcli.preprocessing import inception
+    image = tf.constant(make_image("a"))
+    fn = get_preprocessing("inception", is_training=True)
+    assert fn.with_min_crop_area(0.05) is fn  # the original's range: the same preprocessing
+    gentle = fn.with_min_crop_area(0.9)
+    per_image, per_batch = gentle.split()
+    for s in range(3):
+        seed = tf.constant([s, 1], tf.int64)
+        ours = gentle(image, 32, 32, seed=seed, add_image_summaries=False).numpy()
+        expected = inception.preprocess_for_train(image, 32, 32, seed=seed, area_range=(0.9, 1.0),
+                                                  add_image_summaries=False).numpy()
+        np.testing.assert_array_equal(ours, expected)
+        assert np.abs(ours - fn(image, 32, 32, seed=seed, add_image_summaries=False)).max() > 0
+        part, draws = per_image(image, 32, 32, seed=seed)
+        two_parts = per_batch(part[tf.newaxis], {k: v[tf.newaxis] for k, v in draws.items()})
+        np.testing.assert_allclose(two_parts[0].numpy(), ours, atol=2e-6)
+    with pytest.raises(SlimError, match="only inception's does"):
+        get_preprocessing("vgg", is_training=True).with_min_crop_area(0.3)
+    with pytest.raises(SlimError, match=r"--min_crop_area must be in \(0, 1\]"):
+        fn.with_min_crop_area(0.0)

@@ -138,7 +138,8 @@ def distorted_bounding_box_crop(image: tf.Tensor, bbox: tf.Tensor, seed: tf.Tens
 def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                          bbox: Optional[tf.Tensor] = None, fast_mode: bool = True,
                          add_image_summaries: bool = True, random_crop: bool = True,
-                         use_grayscale: bool = False, seed: common.SeedLike = None) -> tf.Tensor:
+                         use_grayscale: bool = False, seed: common.SeedLike = None,
+                         area_range: tuple[float, float] = AREA_RANGE) -> tf.Tensor:
     """Distorts one RGB image for training; returns float32 in [-1, 1].
 
     Args:
@@ -154,6 +155,8 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
       random_crop: take a random distorted-box crop (else the whole image).
       use_grayscale: convert to one channel after the colour distortion.
       seed: stateless seed (int, pair or shape-[2] tensor); None draws one.
+      area_range: the shares of the image area a random crop may cover (the
+        original's 5-100%).
 
     Returns:
       [height, width, C] float32 image, C = 1 with `use_grayscale` else 3.
@@ -169,7 +172,8 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                          add_image_summaries)
     distorted = image
     if random_crop:
-        distorted, crop_box = distorted_bounding_box_crop(image, bbox, seeds[0])
+        distorted, crop_box = distorted_bounding_box_crop(image, bbox, seeds[0],
+                                                          area_range=area_range)
         common.image_summary("images_with_distorted_bounding_box",
                              tf.image.draw_bounding_boxes(image[tf.newaxis], crop_box, red),
                              add_image_summaries)
@@ -222,7 +226,8 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                      fast_mode: bool = True, add_image_summaries: bool = True,
                      crop_image: bool = True, use_grayscale: bool = False,
                      central_fraction: float = CENTRAL_FRACTION,
-                     seed: common.SeedLike = None) -> tf.Tensor:
+                     seed: common.SeedLike = None,
+                     area_range: tuple[float, float] = AREA_RANGE) -> tf.Tensor:
     """Preprocesses one image for training or evaluation.
 
     Args:
@@ -237,6 +242,7 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
       use_grayscale: output one channel.
       central_fraction: eval only, fraction of each side kept.
       seed: training only: stateless seed; None draws one.
+      area_range: training only, see `preprocess_for_train`.
 
     Returns:
       [output_height, output_width, C] float32 image in [-1, 1].
@@ -249,7 +255,7 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
         return preprocess_for_train(image, output_height, output_width, bbox, fast_mode,
                                     add_image_summaries=add_image_summaries,
                                     random_crop=crop_image, use_grayscale=use_grayscale,
-                                    seed=seed)
+                                    seed=seed, area_range=area_range)
     return preprocess_for_eval(image, output_height, output_width, central_fraction,
                                central_crop=crop_image, use_grayscale=use_grayscale)
 
@@ -272,11 +278,13 @@ def working_side(output_size: int, is_training: bool) -> int:
 
 
 def train_crop_and_draws(image: tf.Tensor, height: int, width: int,
-                         seed: common.SeedLike = None) -> tuple[tf.Tensor, dict]:
+                         seed: common.SeedLike = None,
+                         area_range: tuple[float, float] = AREA_RANGE) -> tuple[tf.Tensor, dict]:
     """The per-image half of fast-mode training: crop and resize, and the colour draws.
 
     The same random crop, resize and draws as `preprocess_for_train(image,
-    height, width, seed=seed)` (fast mode, whole-image box), whose other half
+    height, width, seed=seed, area_range=area_range)` (fast mode, whole-image
+    box), whose other half
     is `finish_train_batch`. The crop is cut from the integer image before the
     conversion to float, which gives the same values.
 
@@ -289,7 +297,7 @@ def train_crop_and_draws(image: tf.Tensor, height: int, width: int,
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), bounding_boxes=box, seed=seeds[0],
         min_object_covered=MIN_OBJECT_COVERED, aspect_ratio_range=ASPECT_RATIO_RANGE,
-        area_range=AREA_RANGE, max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
+        area_range=area_range, max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
     cropped = tf.slice(image, begin, size)
     if cropped.dtype != tf.float32:
         cropped = tf.image.convert_image_dtype(cropped, tf.float32)
