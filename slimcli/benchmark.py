@@ -15,7 +15,9 @@ model of the same architecture (or a same-shape Sequential for lenet/cifarnet)
 in the same process under the same batch, precision, XLA and strategy, and
 reports our rate over Keras's: `model.fit` for train, `model.predict` for
 inference. `compare_synthetic` (with `data=DIR`) times the same training step on
-generated data, to show what the input pipeline costs. Compared sides take turns
+generated data, to show what the input pipeline costs; each side's input is
+restarted before its timed run and stopped during the other's, so that
+neither prepares batches while the other is timed. Compared sides take turns
 timed run by timed run, and each ratio is the median of the per-repeat ratios,
 so a shared host's drift during the run cancels out.
 """
@@ -76,8 +78,10 @@ class BenchmarkConfig:
     dataset_name: str | None = option(None, "With --data=DIR: the dataset (default: from its "
                                             "dataset.json).")
     dataset_split_name: str = option("train", "With --data=DIR: the split read.")
-    decoded_cache_mb: int = option(1024, "With --data=DIR: as slim-train's (decode small data "
+    decoded_cache_mb: int = option(1024, "With --data=DIR: as slim-train's (decode the images "
                                          "once into memory; 0 = stream the records).")
+    decode_side: str = option("auto", "With --data=DIR: as slim-train's (auto, full or "
+                                      "pixels: the shorter side photos are decoded down to).")
     warmup_steps: int = option(3, "Untimed steps first (tracing, autotuning).")
     steps: int = option(10, "Steps per timed run.")
     repeats: int = option(3, "Timed runs; the median is reported with min and max.")
@@ -289,7 +293,7 @@ def _train_config(config: BenchmarkConfig, num_classes: int, synthetic: bool):
     else:
         values.update(dataset_name=_dataset_name(config), dataset_dir=config.data,
                       dataset_split_name=config.dataset_split_name,
-                      decoded_cache_mb=config.decoded_cache_mb)
+                      decoded_cache_mb=config.decoded_cache_mb, decode_side=config.decode_side)
     return TrainConfig(**values)
 
 
@@ -307,6 +311,51 @@ def _dataset_name(config: BenchmarkConfig) -> str:
     return descriptor["name"]
 
 
+class InputRunner:
+    """A runner of the slim-train step over a training input, which it can restart.
+
+    Two inputs in one process (`--compare_synthetic`) must not overlap: an
+    iterator left running keeps preparing batches while the other side is
+    timed, so its CPU is charged to that side and its batches come free to its
+    own next run. `time_interleaved` restarts the side about to be timed
+    (`restart`: a fresh iterator, warmed up untimed to its steady state) and
+    stops the others (`stop`: the iterator dropped, its threads with it).
+    """
+
+    def __init__(self, run: Any, data: Any, warmup_steps: int):
+        self._dataset = run.strategy.distribute_datasets_from_function(data.dataset_fn)
+        self._step, self._warmup = run.step, warmup_steps
+        self._iterator = None
+        self.restart()
+
+    def restart(self) -> None:
+        self.stop()
+        self._iterator = iter(self._dataset)
+        self(self._warmup)
+
+    def stop(self) -> None:
+        self._iterator = None
+
+    def __call__(self, n: int) -> None:
+        loss = None
+        for _ in range(n):
+            loss = self._step(self._iterator)["total_loss"]
+        if loss is not None:
+            float(loss)
+
+
+def _restarting(sides: dict[str, tuple[Runner, int]]) -> Callable[[str], None]:
+    """`prepare(name)` for `time_interleaved`: stops every other side's input and restarts
+    this side's (see `InputRunner`)."""
+    def prepare(name: str) -> None:
+        for other, (runner, _) in sides.items():
+            if other != name and isinstance(runner, InputRunner):
+                runner.stop()
+        if isinstance(sides[name][0], InputRunner):
+            sides[name][0].restart()
+    return prepare
+
+
 def train_runner(config: BenchmarkConfig, info: Any,
                  num_classes: int) -> tuple[Runner, Any, Callable[[], Runner]]:
     """The slim-train step (warmed up) as a runner, the training input it reads, and
@@ -317,10 +366,7 @@ def train_runner(config: BenchmarkConfig, info: Any,
     run = setup_training(_train_config(config, num_classes, config.synthetic), info)
 
     def runner_over(data: Any) -> Runner:
-        iterator = iter(run.strategy.distribute_datasets_from_function(data.dataset_fn))
-        runner = stepper(lambda: run.step(iterator)["total_loss"], float)
-        runner(config.warmup_steps)
-        return runner
+        return InputRunner(run, data, config.warmup_steps)
 
     def on_synthetic() -> Runner:
         generated = make_train_data(_train_config(config, run.data.num_classes, True),
@@ -444,7 +490,7 @@ def _timed_mode(config: BenchmarkConfig, info: Any, ours: Runner,
               "peak_device_memory_mb": peak_device_memory_mb()}
     sides = {"slimcli": (ours, images), **{name: (run, images) for name, run in others().items()}}
     steps = steps_lasting(ours, config.steps, config.min_run_seconds)
-    timed = time_interleaved(sides, steps, config.repeats)
+    timed = time_interleaved(sides, steps, config.repeats, _restarting(sides))
     figures = {**timed.pop("slimcli"), **memory}
     for name, other in timed.items():
         figures[name] = other
@@ -592,9 +638,10 @@ def format_result(result: dict) -> str:
                          f"{100 * r['peak_fraction']:.0f}% of the {dtype} peak")
         if "synthetic" in r:
             k = r["synthetic"]
+            by_cpu = r["images_per_cpu_sec"] / k["images_per_cpu_sec"]
             lines.append(f"{'':9s} same step on synthetic data: {k['images_per_sec']:.1f} "
                          f"images/sec (min {k['min']:.1f}, max {k['max']:.1f}); real / synthetic"
-                         f" = {r['ratio_to_synthetic']:.2f}")
+                         f" = {r['ratio_to_synthetic']:.2f} (by CPU time: {by_cpu:.2f})")
     if isinstance(result.get("keras"), str):
         lines.append(result["keras"])
     return "\n".join(lines)

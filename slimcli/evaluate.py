@@ -85,6 +85,10 @@ class EvalConfig:
     tflite_file: str = option("", "Evaluate this TFLite model (from slim-export --tflite_file: "
                                   "float, int8 or integer) through the TFLite interpreter "
                                   "instead of a checkpoint.")
+    decode_side: str = option("full", "Shorter side photos are decoded down to: full = the "
+                                      "stored pixels (exact: accuracies compare with published "
+                                      "ones); auto = what the preprocessing needs for "
+                                      "--eval_image_size (faster on large photos); or a number.")
     confusion_matrix: bool = True
 
     def validate(self) -> None:
@@ -99,6 +103,8 @@ class EvalConfig:
             raise SlimError(f"--max_num_batches must be >= 1. Received: {self.max_num_batches}")
         if self.num_clones < 1:
             raise SlimError(f"--num_clones must be >= 1. Received: --num_clones={self.num_clones}")
+        from slimcli.input.config import decode_side_pixels
+        decode_side_pixels(self.decode_side, lambda size: 1, 1)
         precision_lib.validate(self.precision)
 
 
@@ -167,8 +173,12 @@ def _warn_unconverged_batch_norm(path: str, reader: Any, net: nets.NetworkFn) ->
     step = int(reader.get_tensor("global_step"))
     settings = _train_settings(path)
     decay = settings.get("batch_norm_decay") or nets_factory.default_batch_norm_decay(net.spec)
-    recomputed = settings.get("recompute_batch_norm_stats") and \
-        settings.get("max_number_of_steps") == step
+    # Recomputed before a run's final checkpoint: at its last step, or the newest of a run
+    # with a time budget.
+    final = settings.get("max_number_of_steps") == step or (
+        settings.get("max_train_seconds")
+        and slim.latest_checkpoint(os.path.dirname(path)) == path)
+    recomputed = settings.get("recompute_batch_norm_stats") and final
     if decay is None or recomputed or decay ** step <= 0.05:
         return
     log.warning("Batch-norm statistics of %s cannot have converged: global step %d is small "
@@ -211,15 +221,24 @@ def make_restore_fn(net: nets.NetworkFn, config: EvalConfig):
 def _build_dataset(config: EvalConfig, split: datasets.DatasetSplit, image_size: int,
                    strategy: tf.distribute.Strategy, stats: Any = None):
     from slimcli.input import build_input_pipeline
+    from slimcli.input.config import DEFAULT_DECODED_CACHE_MB, decode_side_pixels
     from slimcli.preprocessing import preprocessing_for_net
     preprocess = preprocessing_for_net(config.model_name, config.preprocessing_name,
                                        is_training=False, use_grayscale=config.use_grayscale)
+    channels = 1 if config.use_grayscale else 3
     dataset = build_input_pipeline(split.files, preprocess, config.batch_size, image_size,
                                    is_training=False, labels_offset=config.labels_offset,
                                    num_classes=split.num_classes - config.labels_offset,
                                    num_parallel_calls=config.num_preprocessing_threads,
-                                   channels=1 if config.use_grayscale else 3,
-                                   skip_corrupt=config.skip_corrupt, stats=stats)
+                                   channels=channels, skip_corrupt=config.skip_corrupt,
+                                   stats=stats, decode_side=decode_side_pixels(
+                                       config.decode_side, preprocess.working_side, image_size))
+    # --eval_loop reads the split once per checkpoint: its preprocessed images (the same every
+    # time) are kept after the first evaluation when they fit, as slim-train keeps its own.
+    held = split.num_samples * image_size * image_size * channels * 4
+    if config.eval_loop and not config.skip_corrupt and config.max_num_batches is None \
+            and held <= DEFAULT_DECODED_CACHE_MB * 2**20:
+        dataset = dataset.cache()
     if strategy.num_replicas_in_sync > 1:
         dataset = strategy.experimental_distribute_dataset(dataset)
     return dataset

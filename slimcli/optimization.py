@@ -26,7 +26,8 @@ from slimcli.registry import Registry
 
 __all__ = [
     "OptimizerDef", "SlotOptimizer", "OPTIMIZERS", "LEARNING_RATE_POLICIES", "ScheduleConfig",
-    "make_optimizer", "learning_rate_fn", "decay_steps_for",
+    "make_optimizer", "learning_rate_fn", "cosine_over_the_run", "decay_steps_for",
+    "epsilon_warning",
 ]
 
 ApplyFn = Callable[..., Any]
@@ -45,6 +46,9 @@ class OptimizerDef:
       hyper: hyper-parameter name → `--flag` it is read from.
       powers: non-slot accumulators `{name: hyper-parameter}` (Adam's
         `beta1_power`), started at the hyper-parameter, multiplied by it each step.
+      usual_epsilon: where the original's `--opt_epsilon=1.0` throttles every
+        update (it is added to a gradient scale far below 1), the value used
+        instead; None where 1.0 is a fair value (RMSProp, tuned for it).
     """
     name: str
     tf1_name: str
@@ -52,6 +56,7 @@ class OptimizerDef:
     apply: ApplyFn
     hyper: Mapping[str, str]
     powers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    usual_epsilon: float | None = None
 
 
 def _f(value: Any) -> tf.Tensor:
@@ -106,7 +111,7 @@ for _def in (
                   "epsilon": "opt_epsilon"}),
     OptimizerDef("adam", "Adam", (None, None), _adam,
                  {"beta1": "adam_beta1", "beta2": "adam_beta2", "epsilon": "opt_epsilon"},
-                 powers={"beta1_power": "beta1", "beta2_power": "beta2"}),
+                 powers={"beta1_power": "beta1", "beta2_power": "beta2"}, usual_epsilon=1e-8),
     OptimizerDef("adagrad", "Adagrad", ("initial_accumulator_value",), _adagrad,
                  {"initial_accumulator_value": "adagrad_initial_accumulator_value"}),
     OptimizerDef("adadelta", "Adadelta", (None, None), _adadelta,
@@ -210,6 +215,27 @@ class SlotOptimizer(tf.Module):
             strategy.extended.update(self.powers[pname], scale, args=(apply_if,), group=False)
 
 
+def epsilon_warning(name: str, epsilon: float) -> str | None:
+    """One line when `--opt_epsilon` is the original's 1.0 and throttles `name`'s updates
+    (adam: the step is `lr m / (sqrt(v) + epsilon)`, and sqrt(v) is far below 1); else None.
+
+    Raises:
+      SlimError: unknown optimizer.
+    """
+    definition = OPTIMIZERS.get(name)
+    if definition.usual_epsilon is None or epsilon != 1.0:
+        return None
+    usual = _short(definition.usual_epsilon)
+    return (f"--optimizer={name} with --opt_epsilon=1.0 (the original's default, tuned for "
+            f"rmsprop) throttles every update; pass --opt_epsilon={usual}, the usual value, "
+            f"unless 1.0 is meant.")
+
+
+def _short(value: float) -> str:
+    """1e-08 → 1e-8."""
+    return f"{value:g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
 def make_optimizer(name: str, flags: Mapping[str, Any]) -> SlotOptimizer:
     """The optimizer `name` with its hyper-parameters read from `flags` (flag name → value).
 
@@ -254,7 +280,7 @@ def _polynomial(step: tf.Tensor, c: ScheduleConfig) -> tf.Tensor:
 def _cosine(step: tf.Tensor, c: ScheduleConfig) -> tf.Tensor:
     if not c.total_steps:
         raise SlimError("--learning_rate_decay_type=cosine decays over the whole run: set "
-                        "--max_number_of_steps (got None).")
+                        "--max_number_of_steps or --max_train_seconds (got neither).")
     steps = float(max(c.total_steps - c.warmup_steps, 1))
     frac = tf.minimum(step, steps) / steps
     cos = 0.5 * (1.0 + tf.cos(math.pi * frac))
@@ -280,13 +306,37 @@ def decay_steps_for(num_samples: int, num_epochs_per_decay: float, batch_size: i
     return steps
 
 
-def learning_rate_fn(policy: str, config: ScheduleConfig) -> Callable[[tf.Tensor], tf.Tensor]:
+def cosine_over_the_run(config: ScheduleConfig,
+                        run_fraction: tf.Variable) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`step -> learning rate`: cosine from `learning_rate` to `end_learning_rate` over the
+    fraction of the run done (`run_fraction`, in [0, 1], set by the training loop from the
+    steps or the seconds of a budget), times a linear ramp over `warmup_steps`."""
+    warmup = config.warmup_steps
+
+    def schedule(step: Any) -> tf.Tensor:
+        done = tf.clip_by_value(tf.cast(run_fraction, tf.float32), 0.0, 1.0)
+        cos = 0.5 * (1.0 + tf.cos(math.pi * done))
+        rate = config.end_learning_rate + (config.learning_rate - config.end_learning_rate) * cos
+        if warmup <= 0:
+            return rate
+        return rate * tf.minimum(tf.cast(step, tf.float32) / float(warmup), 1.0)
+    return schedule
+
+
+def learning_rate_fn(policy: str, config: ScheduleConfig,
+                     run_fraction: tf.Variable | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
     """`step -> learning rate` for the policy, with linear warm-up over `warmup_steps`.
 
+    With `run_fraction` (a time budget), cosine decays over the run's fraction
+    instead of its steps (`cosine_over_the_run`); the other policies count
+    epochs and are unchanged.
+
     Raises:
-      SlimError: unknown policy, or cosine without a step count.
+      SlimError: unknown policy, or cosine without a step count or a budget.
     """
     decay = LEARNING_RATE_POLICIES.get(policy)
+    if run_fraction is not None and policy == "cosine":
+        return cosine_over_the_run(config, run_fraction)
     decay(tf.constant(0.0), config)  # validates the config early (cosine needs total_steps)
     warmup = config.warmup_steps
 

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from typing import Any, Callable
 
 import tensorflow as tf
@@ -101,6 +102,10 @@ class TrainConfig:
     batch_size: int = option(32, "Images per step per clone.")
     train_image_size: int | None = option(None, "Training size; defaults to the net's.")
     max_number_of_steps: int | None = option(None, "Global step to stop at; None = forever.")
+    max_train_seconds: float | None = option(
+        None, "Also stop after this many seconds from slim-train's start, resumed runs "
+              "included (a last step, then the final checkpoint); cosine decay then reaches "
+              "--end_learning_rate when the time runs out. None = no time limit.")
     use_grayscale: bool = option(False, "Train on grayscale (1-channel) images.")
     checkpoint_path: str | None = option(None, "Checkpoint file or directory to fine-tune from.")
     checkpoint_exclude_scopes: str | None = option(None, "Comma list of scopes not restored.")
@@ -125,9 +130,28 @@ class TrainConfig:
                                             "dataset's.")
     skip_corrupt: bool = option(False, "Skip corrupt records (each logged and counted) instead "
                                        "of failing on the first with its file and index.")
-    decoded_cache_mb: int = option(1024, "Decode a dataset whose images fit in this many MiB "
-                                         "(all one size: MNIST, CIFAR) once into memory; "
-                                         "0 = stream.")
+    decoded_cache_mb: int = option(1024, "Decode the training images once into memory when "
+                                         "they fit in this many MiB (at --decode_side); "
+                                         "0 = decode every epoch (stream).")
+    decode_side: str = option("auto", "Shorter side (pixels) training photos are decoded down "
+                                      "to, once: auto = what the preprocessing needs for "
+                                      "--train_image_size (inception: 1.41x it); full = the "
+                                      "stored pixels (the original's exact path); or a number.")
+    min_crop_area: float | None = option(
+        None, "Smallest share of the image a random training crop covers (inception "
+              "preprocessing; None = its own 0.05, the original's). Short runs learn faster with "
+              "gentler crops (0.25).")
+    randaugment: str = option("", "RandAugment N,M: N operations per image at magnitude M "
+                                  "(0-10), e.g. 2,9; empty = off.")
+    random_erasing: float = option(0.0, "Probability of erasing a random box of each image "
+                                        "(e.g. 0.25); 0 = off.")
+    mixup_alpha: float = option(0.0, "Mixup: blend image pairs with lam ~ Beta(alpha, alpha) "
+                                     "and their labels alike (e.g. 0.8); 0 = off.")
+    cutmix_alpha: float = option(0.0, "CutMix: paste a box of another image, labels mixed "
+                                      "by area, lam ~ Beta(alpha, alpha) (e.g. 1.0); 0 = off.")
+    decoded_cache_on_disk: bool = option(False, "Also keep the decoded training images in a "
+                                                "file beside the records, for later runs "
+                                                "(rebuilt when the records change).")
     synthetic_data: bool = option(False, "Train on generated images instead of a dataset.")
     synthetic_num_classes: int = option(10, "Classes of --synthetic_data.")
     progress_bar: bool | None = None
@@ -163,12 +187,23 @@ class TrainConfig:
         if self.max_number_of_steps is not None and self.max_number_of_steps < 0:
             raise SlimError(f"--max_number_of_steps must be >= 0 (or unset to train forever); "
                             f"got {self.max_number_of_steps}.")
+        if self.min_crop_area is not None and not 0.0 < self.min_crop_area <= 1.0:
+            raise SlimError(f"--min_crop_area must be in (0, 1] (a share of the image); got "
+                            f"{self.min_crop_area}.")
+        if self.max_train_seconds is not None and not self.max_train_seconds > 0:
+            raise SlimError(f"--max_train_seconds must be > 0 (or unset for no time limit); got "
+                            f"{self.max_train_seconds}.")
         if self.batch_norm_decay is not None and not 0.0 <= self.batch_norm_decay < 1.0:
             raise SlimError(f"--batch_norm_decay must be in [0, 1) (e.g. 0.99); got "
                             f"{self.batch_norm_decay}.")
         if self.recompute_batch_norm_stats < 0:
             raise SlimError(f"--recompute_batch_norm_stats must be >= 0 batches; got "
                             f"{self.recompute_batch_norm_stats}.")
+        from slimcli.input.config import decode_side_pixels
+        from slimcli.preprocessing import augment
+        augment.check_flags(self.randaugment, self.random_erasing, self.mixup_alpha,
+                            self.cutmix_alpha)
+        decode_side_pixels(self.decode_side, lambda size: 1, 1)
         if self.decoded_cache_mb < 0:
             raise SlimError(f"--decoded_cache_mb must be >= 0 (0 always streams the records); "
                             f"got {self.decoded_cache_mb}.")
@@ -286,13 +321,14 @@ def _loss_fn(network_fn: Any, config: TrainConfig, num_classes: int) -> Callable
     def loss_fn(batch):
         images, labels = batch
         logits, end_points = network_fn(tf.cast(images, dtype))
-        onehot = tf.one_hot(labels, num_classes)
+        # Mixup and cutmix give soft labels [B, num_classes]; others are class ids.
+        onehot = labels if labels.shape.rank == 2 else tf.one_hot(labels, num_classes)
         if "AuxLogits" in end_points:
             slim.losses.softmax_cross_entropy(end_points["AuxLogits"], onehot,
                                               weights=AUX_LOGITS_WEIGHT,
                                               label_smoothing=config.label_smoothing)
         slim.losses.softmax_cross_entropy(logits, onehot, label_smoothing=config.label_smoothing)
-        correct = tf.equal(tf.argmax(logits, -1), tf.cast(labels, tf.int64))
+        correct = tf.equal(tf.argmax(logits, -1), tf.argmax(onehot, -1))
         metrics = {"accuracy": tf.reduce_mean(tf.cast(correct, tf.float32)),
                    "losses/cross_entropy": tf.add_n(slim.losses.get_losses())}
         regularization = slim.losses.get_regularization_losses()
@@ -302,7 +338,8 @@ def _loss_fn(network_fn: Any, config: TrainConfig, num_classes: int) -> Callable
     return loss_fn
 
 
-def _schedule(config: TrainConfig, data: TrainData) -> Callable:
+def _schedule(config: TrainConfig, data: TrainData,
+              run_fraction: tf.Variable | None = None) -> Callable:
     steps = optimization.decay_steps_for(data.num_samples, config.num_epochs_per_decay,
                                          config.batch_size, config.replicas_to_aggregate,
                                          config.sync_replicas)
@@ -311,7 +348,8 @@ def _schedule(config: TrainConfig, data: TrainData) -> Callable:
         learning_rate=config.learning_rate, end_learning_rate=config.end_learning_rate,
         decay_factor=config.learning_rate_decay_factor, decay_steps=steps,
         total_steps=config.max_number_of_steps, warmup_steps=warmup)
-    return optimization.learning_rate_fn(config.learning_rate_decay_type, schedule)
+    return optimization.learning_rate_fn(config.learning_rate_decay_type, schedule,
+                                         run_fraction)
 
 
 def _write_config(config: TrainConfig, info: StrategyInfo, data: TrainData) -> None:
@@ -347,6 +385,7 @@ class TrainingRun:
     ema: ExponentialMovingAverage | None
     data: TrainData
     strategy: Any
+    run_fraction: tf.Variable | None = None  # the run done, for cosine over a time budget
 
     def iterator(self) -> Any:
         """A distributed iterator over the training batches (one per replica a step)."""
@@ -376,8 +415,11 @@ def setup_training(config: TrainConfig, info: StrategyInfo) -> TrainingRun:
     with info.strategy.scope():
         network_fn.build([None, data.image_size, data.image_size, data.channels],
                          dtype=config.compute_dtype)
-        step, ema = _make_step(config, network_fn, data)
-    return TrainingRun(network_fn, step, ema, data, info.strategy)
+        over_time = config.max_train_seconds and config.learning_rate_decay_type == "cosine"
+        run_fraction = tf.Variable(0.0, trainable=False, name="run_fraction") \
+            if over_time else None
+        step, ema = _make_step(config, network_fn, data, run_fraction)
+    return TrainingRun(network_fn, step, ema, data, info.strategy, run_fraction)
 
 
 def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
@@ -392,18 +434,26 @@ def train(config: TrainConfig, info: StrategyInfo | None = None) -> int:
       SlimError: bad settings, data or checkpoint (one line naming the fix);
         `TrainingDiverged` when the loss becomes NaN/Inf.
     """
+    started = time.monotonic()  # a time budget counts from here
     config.validate()
     config = config.resolved()
+    warning = optimization.epsilon_warning(config.optimizer, config.opt_epsilon)
+    if warning:
+        log.warning(warning)
     if config.master:
         log.info("--master=%s is ignored: TensorFlow 2 has no session master; "
                  "use TF_CONFIG or --worker_hosts for several machines.", config.master)
     info = info or make_strategy(config.num_clones, config.clone_on_cpu, config.num_ps_tasks,
                                  config.worker_hosts, config.task)
+    if config.max_train_seconds and info.num_workers > 1:
+        raise SlimError(f"--max_train_seconds={config.max_train_seconds:g} cannot stop "
+                        f"{info.num_workers} workers at the same step; use "
+                        f"--max_number_of_steps with several workers.")
     with TrainDirLock(config.train_dir) if info.is_chief else contextlib.nullcontext():
-        return _train_locked(config, info)
+        return _train_locked(config, info, started)
 
 
-def _train_locked(config: TrainConfig, info: StrategyInfo) -> int:
+def _train_locked(config: TrainConfig, info: StrategyInfo, started: float) -> int:
     """`train` past the settings, with the chief holding `train_dir`'s writer lock."""
     run = setup_training(config, info)
     network_fn, step, ema, data = run.network_fn, run.step, run.ema, run.data
@@ -418,8 +468,8 @@ def _train_locked(config: TrainConfig, info: StrategyInfo) -> int:
     if config.compute_dtype == tf.float16 and not tf.config.list_logical_devices("GPU"):
         log.warning("float16 is very slow on CPUs (emulated); use --precision=bfloat16 there.")
     try:
-        final = _run_loop(config, info, network_fn, step, iterator, summary_fn, to_save,
-                          _recompute_fn(config, run, iterator))
+        final = _run_loop(config, info, run, iterator, summary_fn, to_save,
+                          _recompute_fn(config, run, iterator), started)
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as e:
         if config.compute_dtype != tf.float32 and "OpKernel" in str(e):
             raise SlimError(f"{config.model_name} uses an op with no {config.compute_dtype.name}"
@@ -430,9 +480,10 @@ def _train_locked(config: TrainConfig, info: StrategyInfo) -> int:
     return final
 
 
-def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: Any,
-              iterator: Any, summary_fn: Callable, to_save: dict,
-              final_fn: Callable | None = None) -> int:
+def _run_loop(config: TrainConfig, info: StrategyInfo, run: TrainingRun, iterator: Any,
+              summary_fn: Callable, to_save: dict, final_fn: Callable | None,
+              started: float) -> int:
+    network_fn, step = run.network_fn, run.step
     return learning.train(
         lambda: step(iterator), config.train_dir, variables_to_save=to_save,
         global_step=step.global_step, number_of_steps=config.max_number_of_steps,
@@ -444,7 +495,9 @@ def _run_loop(config: TrainConfig, info: StrategyInfo, network_fn: Any, step: An
         keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
         is_chief=info.is_chief, task=info.task,
         images_per_step=config.batch_size * info.num_replicas, summary_fn=summary_fn,
-        strategy=info.strategy, progress_bar=config.progress_bar, final_fn=final_fn)
+        strategy=info.strategy, progress_bar=config.progress_bar, final_fn=final_fn,
+        max_train_seconds=config.max_train_seconds, run_fraction=run.run_fraction,
+        started=started)
 
 
 def _recompute_fn(config: TrainConfig, run: TrainingRun, iterator: Any) -> Callable | None:
@@ -500,8 +553,9 @@ def recompute_batch_norm_stats(run: TrainingRun, iterator: Any, num_batches: int
     return len(moving)
 
 
-def _make_step(config: TrainConfig, network_fn: Any,
-               data: TrainData) -> tuple[learning.TrainStep, ExponentialMovingAverage | None]:
+def _make_step(config: TrainConfig, network_fn: Any, data: TrainData,
+               run_fraction: tf.Variable | None = None,
+               ) -> tuple[learning.TrainStep, ExponentialMovingAverage | None]:
     """The train step (optimizer, schedule, loss scaling) and the EMA, under strategy scope."""
     optimizer = optimization.make_optimizer(config.optimizer, dataclasses.asdict(config))
     global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -515,7 +569,7 @@ def _make_step(config: TrainConfig, network_fn: Any,
     float16 = config.compute_dtype == tf.float16
     step = learning.create_train_op(
         _loss_fn(network_fn, config, data.num_classes), optimizer, network_fn,
-        learning_rate=_schedule(config, data), global_step=global_step,
+        learning_rate=_schedule(config, data, run_fraction), global_step=global_step,
         variables_to_train=select_trainable(network_fn, config.trainable_scopes),
         clip_gradient_norm=config.clip_gradient_norm,
         loss_scale=learning.DynamicLossScale() if float16 else None,

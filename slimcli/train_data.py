@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from typing import Any, Callable
 
 import numpy as np
@@ -85,6 +86,9 @@ def _dataset(config: Any, spec: Any) -> TrainData:
     try:
         from slimcli import datasets, preprocessing
         from slimcli.input import DecodedCache, build_input_pipeline
+        from slimcli.input.config import decode_side_pixels
+        from slimcli.preprocessing.augment import BatchAugmentation
+        from slimcli.preprocessing.randaugment import parse_randaugment
     except ImportError as e:
         raise SlimError(f"this slimcli build lacks the dataset input pipeline ({e}); "
                         f"use --synthetic_data until it is installed.") from None
@@ -97,18 +101,28 @@ def _dataset(config: Any, spec: Any) -> TrainData:
     preprocess_fn = preprocessing.preprocessing_for_net(
         config.model_name, config.preprocessing_name, is_training=True,
         use_grayscale=config.use_grayscale)
+    if config.min_crop_area is not None:
+        preprocess_fn = preprocess_fn.with_min_crop_area(config.min_crop_area)
     size = config.train_image_size or spec.default_image_size
     channels = 1 if config.use_grayscale else 3  # decoded as RGB; grayscale by preprocessing
-    decoded = DecodedCache()  # a small split is decoded once, for the summary and training
+    decoded = DecodedCache()  # a split that fits is decoded once, for the summary and training
+    side = decode_side_pixels(config.decode_side, preprocess_fn.working_side, size)
+    augment = BatchAugmentation(num_classes, parse_randaugment(config.randaugment),
+                                config.random_erasing, config.mixup_alpha, config.cutmix_alpha,
+                                preprocess_fn.pixel_range())
+    seed = random.SystemRandom().randrange(2**31) if config.seed is None else config.seed
 
     def dataset_fn(ctx: Any) -> tf.data.Dataset:
-        return build_input_pipeline(
+        batches = build_input_pipeline(
             split.files, preprocess_fn, config.batch_size, size, is_training=True,
             labels_offset=config.labels_offset, num_classes=num_classes,
             num_readers=config.num_readers,
             num_parallel_calls=config.num_preprocessing_threads, seed=config.seed,
             input_context=ctx, drop_remainder=True, skip_corrupt=config.skip_corrupt,
-            decoded_cache_mb=config.decoded_cache_mb, decoded_cache=decoded)
+            decoded_cache_mb=config.decoded_cache_mb, decoded_cache=decoded, decode_side=side,
+            decoded_cache_on_disk=config.decoded_cache_on_disk)
+        # The batch augmentations draw from their own seeds, one pair per input pipeline.
+        return augment.apply(batches, [seed + 1, ctx.input_pipeline_id if ctx else 0])
     return TrainData(dataset_fn, num_classes, split.num_samples, size, channels)
 
 

@@ -320,3 +320,49 @@ def test_every_net_of_the_registry_names_the_tables_preprocessing():
     assert sorted(specs) == sorted(PREPROCESSING_FOR_MODEL)
     for name, spec in specs.items():
         assert spec.preprocessing == PREPROCESSING_FOR_MODEL[name], name
+
+
+def test_inception_in_two_parts_equals_the_per_image_training():
+    from slimcli.preprocessing import inception
+    fn = get_preprocessing("inception", is_training=True)
+    per_image, per_batch = fn.split()
+    rng = np.random.RandomState(4)
+    for i in range(6):
+        image = tf.constant(rng.randint(0, 256, (20 + 7 * i, 50 - 3 * i, 3)).astype(np.uint8))
+        seed = tf.constant([i, 3], tf.int64)
+        part, draws = per_image(image, 24, 16, seed=seed)
+        ours = per_batch(part[tf.newaxis], {k: v[tf.newaxis] for k, v in draws.items()})[0]
+        expected = fn(image, 24, 16, seed=seed, add_image_summaries=False)
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), atol=2e-6)
+    # Saturation in closed form, also on values a brightness shift put outside [0, 1].
+    pixels = tf.random.stateless_uniform([4, 6, 5, 3], [1, 2], -0.2, 1.2)
+    factors = tf.constant([0.0, 0.5, 1.3, 3.0])
+    expected = tf.stack([tf.image.adjust_saturation(pixels[i], factors[i]) for i in range(4)])
+    np.testing.assert_allclose(inception.adjust_saturation_batch(pixels, factors).numpy(),
+                               expected.numpy(), atol=2e-6)
+    assert fn.split() is not None and get_preprocessing("inception").split() is None
+    assert get_preprocessing("vgg", is_training=True).split() is None
+
+
+def test_min_crop_area_narrows_inceptions_training_crops():
+    from slimcli.errors import SlimError
+    from slimcli.preprocessing import inception
+    image = tf.constant(make_image("a"))
+    fn = get_preprocessing("inception", is_training=True)
+    assert fn.with_min_crop_area(0.05) is fn  # the original's range: the same preprocessing
+    gentle = fn.with_min_crop_area(0.9)
+    per_image, per_batch = gentle.split()
+    for s in range(3):
+        seed = tf.constant([s, 1], tf.int64)
+        ours = gentle(image, 32, 32, seed=seed, add_image_summaries=False).numpy()
+        expected = inception.preprocess_for_train(image, 32, 32, seed=seed, area_range=(0.9, 1.0),
+                                                  add_image_summaries=False).numpy()
+        np.testing.assert_array_equal(ours, expected)
+        assert np.abs(ours - fn(image, 32, 32, seed=seed, add_image_summaries=False)).max() > 0
+        part, draws = per_image(image, 32, 32, seed=seed)
+        two_parts = per_batch(part[tf.newaxis], {k: v[tf.newaxis] for k, v in draws.items()})
+        np.testing.assert_allclose(two_parts[0].numpy(), ours, atol=2e-6)
+    with pytest.raises(SlimError, match="only inception's does"):
+        get_preprocessing("vgg", is_training=True).with_min_crop_area(0.3)
+    with pytest.raises(SlimError, match=r"--min_crop_area must be in \(0, 1\]"):
+        fn.with_min_crop_area(0.0)

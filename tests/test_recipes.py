@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -97,6 +98,37 @@ def test_recipe_runs_to_the_end(recipe, tmp_path):
         assert "Fine-tuning from" in result.stderr + result.stdout
 
 
+def _photo_folder(directory: str, per_class: int = 6) -> str:
+    """Generated JPEG photos in class folders: each class its own colour, sizes vary."""
+    from PIL import Image
+    rng = np.random.RandomState(0)
+    for index, name in enumerate(["daisy", "dandelion", "roses", "sunflowers", "tulips"]):
+        os.makedirs(os.path.join(directory, name))
+        for i in range(per_class):
+            height, width = 40 + 4 * i, 60 - 3 * i
+            pixels = rng.randint(0, 60, (height, width, 3)) + 40 * index
+            Image.fromarray(pixels.astype(np.uint8)).save(
+                os.path.join(directory, name, f"{i}.jpg"), quality=90)
+    return directory
+
+
+def test_training_from_scratch_on_photos_in_its_minutes(tmp_path):
+    photos = _photo_folder(str(tmp_path / "photos"))
+    env = {**os.environ, "IMAGE_SIZE": "32", "BATCH_SIZE": "4", "RESERVE_SECONDS": "60"}
+    result = subprocess.run(["bash", os.path.join(RECIPES, "train_from_scratch_on_photos.sh"),
+                             photos, str(tmp_path / "work"), "0.5"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("$ slim-")]
+    assert [line.split()[1] for line in printed] == ["slim-download", "slim-train", "slim-eval"]
+    assert "--max_train_seconds=10 " in printed[1]  # 30 s less the reserve: the 10 s floor
+    with open(tmp_path / "work" / "train" / "eval" / "results.json") as f:
+        results = json.load(f)
+    assert results["num_examples"] == 3  # 10% of the 30 photos held out
+    assert (f"validation accuracy: {100 * results['eval/Accuracy']:.1f}% of 3 photos, after "
+            in result.stdout)
+
+
 def test_every_recipe_is_tested():
     found = {f[:-3] for f in os.listdir(RECIPES) if f.endswith(".sh") and f != "common.sh"}
-    assert found == set(CASES)
+    assert found == set(CASES) | {"train_from_scratch_on_photos"}

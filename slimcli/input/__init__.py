@@ -9,7 +9,9 @@ Modules, each importing only those listed before it (none imports this package):
 - `checks`: the corrupt-record and label checks run inside tf.data, `PipelineStats`,
   and `pipeline_error_message` (their one-line error for the commands);
 - `stream`: the streaming reader and decoder, in blocks of records;
-- `cache`: `DecodedCache`, a small split decoded once into memory;
+- `decoded`: `DecodedImages`, a split decoded once (photos at a working side);
+- `cache_file`: a decoded split kept in a file beside its records;
+- `cache`: `DecodedCache`, a split decoded once into memory, and its batches;
 - `pipeline`: `build_input_pipeline`, which assembles them.
 """
 

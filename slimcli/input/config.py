@@ -42,6 +42,8 @@ class PipelineConfig:
     cache: bool
     decoded_cache_bytes: int  # 0: never hold decoded images in memory
     channels: int
+    decode_side: int  # shorter side images are decoded down to; 0: as stored
+    decoded_cache_on_disk: bool  # keep the decoded split in a file beside the records
     shard_records: tuple[int, int]  # (num_shards, index); (1, 0) = no record sharding
 
     @property
@@ -69,6 +71,24 @@ def cache_budget_bytes(decoded_cache_mb) -> int:
     """Bytes of `decoded_cache_mb` (None → the default; 0 turns the cache off)."""
     mb = DEFAULT_DECODED_CACHE_MB if decoded_cache_mb is None else decoded_cache_mb
     return int(mb * 2**20)
+
+
+def decode_side_pixels(setting: str, working_side: Callable[[int], int], image_size: int) -> int:
+    """`--decode_side` as pixels: `auto` → `working_side(image_size)`, `full` → 0, or a number.
+
+    Raises:
+      SlimError: a value that is none of these.
+    """
+    text = str(setting).strip().lower()
+    if text == "auto":
+        return int(working_side(image_size))
+    if text == "full":
+        return 0
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise SlimError(f"--decode_side={setting!r} is not auto, full or a number of pixels; pass "
+                    f"e.g. --decode_side=auto (what the preprocessing needs), --decode_side=full "
+                    f"(the stored pixels) or --decode_side=180.")
 
 
 def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
@@ -111,7 +131,7 @@ def _shard(files: tuple[str, ...], sizes: tuple[int, ...],
 def make_config(files, batch_size, image_size, is_training, labels_offset, num_classes,
                 num_readers, num_parallel_calls, shuffle_buffer, seed, input_context, repeat,
                 skip_corrupt, drop_remainder, cache, channels,
-                decoded_cache_mb) -> PipelineConfig:
+                decoded_cache_mb, decode_side=0, decoded_cache_on_disk=False) -> PipelineConfig:
     """Checks the arguments of `build_input_pipeline` and fills in the defaults.
 
     Raises:
@@ -136,6 +156,7 @@ def make_config(files, batch_size, image_size, is_training, labels_offset, num_c
                         f"Received: channels={channels!r}")
     if decoded_cache_mb is not None:
         _check_int_at_least_0("decoded_cache_mb", decoded_cache_mb, " (0 turns the cache off)")
+    _check_int_at_least_0("decode_side", decode_side, " (0 decodes at the stored size)")
     files, sizes, shard_records = _shard(files, _file_sizes(files), input_context)
     return PipelineConfig(
         files=files, file_sizes=sizes, image_size=image_size, is_training=bool(is_training),
@@ -148,9 +169,10 @@ def make_config(files, batch_size, image_size, is_training, labels_offset, num_c
         skip_corrupt=bool(skip_corrupt),
         drop_remainder=bool(is_training) if drop_remainder is None else bool(drop_remainder),
         cache=bool(cache), channels=channels, shard_records=shard_records,
-        decoded_cache_bytes=cache_budget_bytes(decoded_cache_mb))
+        decoded_cache_bytes=cache_budget_bytes(decoded_cache_mb), decode_side=decode_side,
+        decoded_cache_on_disk=bool(decoded_cache_on_disk))
 
 
 __all__ = ["AUTOTUNE", "DEFAULT_DECODED_CACHE_MB", "DEFAULT_NUM_READERS",
            "DEFAULT_SHUFFLE_BUFFER", "PipelineConfig", "accepts_seed", "cache_budget_bytes",
-           "graph_fn", "make_config", "text"]
+           "decode_side_pixels", "graph_fn", "make_config", "text"]

@@ -11,8 +11,9 @@ The pieces it assembles, each a module of `slimcli.input`:
 - `config`: the checked arguments (`PipelineConfig`) and their defaults;
 - `stream`: reading, decoding and preprocessing as a stream, in blocks;
 - `checks`: the corrupt-record and label checks and their one-line errors;
-- `cache`: a repeated stream of small images of one size decoded once into
-  memory (`decoded_cache_mb`).
+- `decoded`, `cache_file`, `cache`: a repeated stream decoded once into
+  memory (`decoded_cache_mb`), photos at a working resolution
+  (`decode_side`), optionally kept on disk beside the records.
 Every parallel stage is AUTOTUNE unless told otherwise; the result is
 rebatched to the batch size and prefetched.
 """
@@ -42,7 +43,9 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
                          channels: int = 3,
                          stats: Optional[PipelineStats] = None,
                          decoded_cache_mb: Optional[int] = None,
-                         decoded_cache: Optional[DecodedCache] = None) -> tf.data.Dataset:
+                         decoded_cache: Optional[DecodedCache] = None,
+                         decode_side: int = 0,
+                         decoded_cache_on_disk: bool = False) -> tf.data.Dataset:
     """Builds the dataset of (images, labels) batches from slim TFRecord files.
 
     Args:
@@ -75,12 +78,17 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
       channels: channels to decode (3, or 1 for grayscale data).
       stats: receives the count of skipped records (`skip_corrupt=True`).
       decoded_cache_mb: a repeated stream whose decoded images fit in this
-        many MiB (and are all one size) is decoded once into memory, then
-        shuffled in full each epoch (`slimcli.input.cache`); None → 1024,
-        0 → always stream.
+        many MiB is decoded once into memory, then shuffled in full each
+        epoch (`slimcli.input.cache`); None → 1024, 0 → always stream.
       decoded_cache: keeps that decoded split for the later pipelines built
         with the same one (and the same files); None: a new one, for this
         pipeline alone.
+      decode_side: decode each image with its shorter side brought down to
+        this many pixels when longer (`records.decode_image_at_side`; e.g.
+        `preprocess_fn.working_side(image_size)`), in memory and in the
+        stream; 0 (the default) → the stored pixels, exactly.
+      decoded_cache_on_disk: also keep the decoded split in a file beside
+        the records, for later runs (`slimcli.input.cache_file`).
 
     Returns:
       A `tf.data.Dataset` of `(images float32 [B, image_size, image_size, C],
@@ -91,7 +99,8 @@ def build_input_pipeline(files: Sequence[str], preprocess_fn: Callable, batch_si
     """
     cfg = make_config(files, batch_size, image_size, is_training, labels_offset, num_classes,
                       num_readers, num_parallel_calls, shuffle_buffer, seed, input_context,
-                      repeat, skip_corrupt, drop_remainder, cache, channels, decoded_cache_mb)
+                      repeat, skip_corrupt, drop_remainder, cache, channels, decoded_cache_mb,
+                      decode_side, decoded_cache_on_disk)
     stats = stats if stats is not None else PipelineStats()
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     base_seed = tf.constant([cfg.seed, pipeline_id], tf.int64)

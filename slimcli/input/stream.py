@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from slimcli.input.checks import PipelineStats, Status, check_records, record_where
 from slimcli.input.config import PipelineConfig, accepts_seed, graph_fn
-from slimcli.input.records import (LABEL_KEY, RECORD_OVERHEAD_BYTES, decode_image,
+from slimcli.input.records import (LABEL_KEY, RECORD_OVERHEAD_BYTES, decode_image_at_side,
                                    parse_example)
 
 # Ends each file's records. A serialized proto never starts with a 0 byte, so
@@ -127,7 +127,8 @@ class _Decoder:
             if self._seeded:
                 kwargs["seed"] = tf.random.experimental.stateless_fold_in(self._base_seed, seq)
             size = cfg.image_size
-            image = self._preprocess_fn(decode_image(features, cfg.channels), size, size, **kwargs)
+            image = decode_image_at_side(features, cfg.channels, cfg.decode_side)
+            image = self._preprocess_fn(image, size, size, **kwargs)
             self._channels.append(image.shape[-1])  # 1 after a grayscale preprocessing
             image = tf.ensure_shape(tf.cast(image, tf.float32), [size, size, image.shape[-1]])
             return image, label, tf.where(label < 0, Status.NO_LABEL, Status.OK)

@@ -123,13 +123,36 @@ class Preprocessing:
     name: str
     is_training: bool = False
     use_grayscale: bool = False
+    min_crop_area: Optional[float] = None  # training crops' smallest area (None: the module's)
+
+    def _crop_kwargs(self) -> dict:
+        return {} if self.min_crop_area is None else {"area_range": (self.min_crop_area, 1.0)}
 
     def __call__(self, image: tf.Tensor, output_height: int, output_width: int,
                  **kwargs: Any) -> tf.Tensor:
         module = PREPROCESSING.get(self.name).module
         return module.preprocess_image(image, output_height, output_width,
                                        is_training=self.is_training,
-                                       use_grayscale=self.use_grayscale, **kwargs)
+                                       use_grayscale=self.use_grayscale,
+                                       **{**self._crop_kwargs(), **kwargs})
+
+    def with_min_crop_area(self, area: float) -> "Preprocessing":
+        """This preprocessing with training crops of at least `area` of the image (inception's
+        area range is 0.05-1 in the original).
+
+        Raises:
+          SlimError: not in (0, 1], or a preprocessing whose crops have no area range.
+        """
+        if not 0.0 < area <= 1.0:
+            raise SlimError(f"--min_crop_area must be in (0, 1] (a share of the image); got "
+                            f"{area}.")
+        module = PREPROCESSING.get(self.name).module
+        if getattr(module, "AREA_RANGE", None) is None:
+            raise SlimError(f"--min_crop_area={area}: {self.name} preprocessing crops no "
+                            f"random area (only inception's does); leave it at its default.")
+        if area == module.AREA_RANGE[0]:
+            return self
+        return dataclasses.replace(self, min_crop_area=area)
 
     @property
     def output_range(self) -> tuple[float, float] | None:
@@ -147,6 +170,35 @@ class Preprocessing:
             return None
         return functools.partial(batch_fn, is_training=self.is_training,
                                  use_grayscale=self.use_grayscale)
+
+
+    def working_side(self, output_size: int) -> int:
+        """The shorter side (pixels) an image needs for outputs of `output_size`; a photo
+        decoded down to it gives about the same output. 0: the image's own pixels are
+        needed (cifarnet and lenet crop or pad without resizing)."""
+        module = PREPROCESSING.get(self.name).module
+        side_fn = getattr(module, "working_side", None)
+        return 0 if side_fn is None else side_fn(output_size, self.is_training)
+
+    def pixel_range(self) -> Optional[tuple]:
+        """(scale, offset): outputs are `scale * pixel + offset` for pixels in [0, 1] (the
+        offset may be per channel); None where there is no fixed range (cifarnet
+        standardizes each image)."""
+        module = PREPROCESSING.get(self.name).module
+        range_fn = getattr(module, "pixel_range", None)
+        return None if range_fn is None else range_fn(self.use_grayscale)
+
+    def split(self) -> Optional[tuple[Callable[..., Any], Callable[..., tf.Tensor]]]:
+        """Training in two parts, where the module has them (inception):
+        `per_image(image, height, width, seed=) -> (image, draws)` and
+        `per_batch(images, draws) -> images`, together the same as calling this
+        preprocessing with `seed=` (up to float rounding); else None."""
+        module = PREPROCESSING.get(self.name).module
+        per_image = getattr(module, "train_crop_and_draws", None)
+        if not self.is_training or per_image is None:
+            return None
+        return (functools.partial(per_image, **self._crop_kwargs()),
+                functools.partial(module.finish_train_batch, use_grayscale=self.use_grayscale))
 
 
 def get_preprocessing(name: str, is_training: bool = False,

@@ -11,6 +11,16 @@ checkpoints of the TF-Slim model zoo.
   arithmetic (no half-pixel centres), then `2 * (x - 0.5)`. This matches the
   original bit for bit.
 
+- Training in two parts (`train_crop_and_draws` per image, `finish_train_batch`
+  per batch): the same crops and random draws as `preprocess_for_train` in
+  fast mode, with the flip, brightness and saturation done over a whole batch
+  (saturation by its closed form in RGB, equal to the HSV op up to float
+  rounding). The input pipeline uses it on images decoded in memory.
+- `working_side(size, is_training)`: the shorter side an image needs for an
+  output of `size` (training: the median crop keeps full resolution;
+  evaluation: the central crop does); a photo decoded at that side loses
+  little (`slimcli.input.records.decode_image_at_side`).
+
 Provenance: the facts (crop fraction, distortion ranges, resize methods) are
 those of TF-Slim's `inception_preprocessing.py`; randomness here is stateless
 and seedable (see `slimcli.preprocessing.common`).
@@ -18,6 +28,7 @@ and seedable (see `slimcli.preprocessing.common`).
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -33,6 +44,8 @@ BRIGHTNESS_MAX_DELTA = 32.0 / 255.0
 SATURATION_RANGE = (0.5, 1.5)
 HUE_MAX_DELTA = 0.2
 CONTRAST_RANGE = (0.5, 1.5)
+# The median area of a training crop: AREA_RANGE is drawn uniformly (about 0.5).
+_MEDIAN_CROP_AREA = 0.5
 
 # TF1 `resize_images` methods, picked at random when fast_mode=False.
 _RESIZE_METHODS = (
@@ -125,7 +138,8 @@ def distorted_bounding_box_crop(image: tf.Tensor, bbox: tf.Tensor, seed: tf.Tens
 def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                          bbox: Optional[tf.Tensor] = None, fast_mode: bool = True,
                          add_image_summaries: bool = True, random_crop: bool = True,
-                         use_grayscale: bool = False, seed: common.SeedLike = None) -> tf.Tensor:
+                         use_grayscale: bool = False, seed: common.SeedLike = None,
+                         area_range: tuple[float, float] = AREA_RANGE) -> tf.Tensor:
     """Distorts one RGB image for training; returns float32 in [-1, 1].
 
     Args:
@@ -141,6 +155,8 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
       random_crop: take a random distorted-box crop (else the whole image).
       use_grayscale: convert to one channel after the colour distortion.
       seed: stateless seed (int, pair or shape-[2] tensor); None draws one.
+      area_range: the shares of the image area a random crop may cover (the
+        original's 5-100%).
 
     Returns:
       [height, width, C] float32 image, C = 1 with `use_grayscale` else 3.
@@ -156,7 +172,8 @@ def preprocess_for_train(image: tf.Tensor, height: int, width: int,
                          add_image_summaries)
     distorted = image
     if random_crop:
-        distorted, crop_box = distorted_bounding_box_crop(image, bbox, seeds[0])
+        distorted, crop_box = distorted_bounding_box_crop(image, bbox, seeds[0],
+                                                          area_range=area_range)
         common.image_summary("images_with_distorted_bounding_box",
                              tf.image.draw_bounding_boxes(image[tf.newaxis], crop_box, red),
                              add_image_summaries)
@@ -215,7 +232,8 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                      fast_mode: bool = True, add_image_summaries: bool = True,
                      crop_image: bool = True, use_grayscale: bool = False,
                      central_fraction: float = CENTRAL_FRACTION,
-                     seed: common.SeedLike = None) -> tf.Tensor:
+                     seed: common.SeedLike = None,
+                     area_range: tuple[float, float] = AREA_RANGE) -> tf.Tensor:
     """Preprocesses one image for training or evaluation.
 
     Args:
@@ -230,6 +248,7 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
       use_grayscale: output one channel.
       central_fraction: eval only, fraction of each side kept.
       seed: training only: stateless seed; None draws one.
+      area_range: training only, see `preprocess_for_train`.
 
     Returns:
       [output_height, output_width, C] float32 image in [-1, 1].
@@ -242,6 +261,99 @@ def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
         return preprocess_for_train(image, output_height, output_width, bbox, fast_mode,
                                     add_image_summaries=add_image_summaries,
                                     random_crop=crop_image, use_grayscale=use_grayscale,
-                                    seed=seed)
+                                    seed=seed, area_range=area_range)
     return preprocess_for_eval(image, output_height, output_width, central_fraction,
                                central_crop=crop_image, use_grayscale=use_grayscale)
+
+
+def pixel_range(use_grayscale: bool) -> tuple[float, float]:
+    """(scale, offset): the output is `scale * pixel + offset` for pixels in [0, 1]."""
+    del use_grayscale
+    return 2.0, -1.0
+
+
+def working_side(output_size: int, is_training: bool) -> int:
+    """The shorter side (pixels) an image needs for an output of `output_size`.
+
+    Training: a crop of the median area (half the image) then keeps full
+    resolution: `ceil(size / sqrt(0.5))`, 182 for 128. Evaluation: the
+    central crop does: `ceil(size / 0.875)`, 147 for 128.
+    """
+    fraction = math.sqrt(_MEDIAN_CROP_AREA) if is_training else CENTRAL_FRACTION
+    return math.ceil(output_size / fraction)
+
+
+def train_crop_and_draws(image: tf.Tensor, height: int, width: int,
+                         seed: common.SeedLike = None,
+                         area_range: tuple[float, float] = AREA_RANGE) -> tuple[tf.Tensor, dict]:
+    """The per-image half of fast-mode training: crop and resize, and the colour draws.
+
+    The same random crop, resize and draws as `preprocess_for_train(image,
+    height, width, seed=seed, area_range=area_range)` (fast mode, whole-image
+    box), whose other half
+    is `finish_train_batch`. The crop is cut from the integer image before the
+    conversion to float, which gives the same values.
+
+    Returns:
+      (float32 [height, width, C] in [0, 1], draws: `flip` bool, `brightness`
+      and `saturation` float32 scalars).
+    """
+    seeds = common.split_seed(common.as_seed(seed), 5)
+    box = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, shape=[1, 1, 4])
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=box, seed=seeds[0],
+        min_object_covered=MIN_OBJECT_COVERED, aspect_ratio_range=ASPECT_RATIO_RANGE,
+        area_range=area_range, max_attempts=MAX_ATTEMPTS, use_image_if_no_bounding_boxes=True)
+    cropped = tf.slice(image, begin, size)
+    if cropped.dtype != tf.float32:
+        cropped = tf.image.convert_image_dtype(cropped, tf.float32)
+    resized = tf.compat.v1.image.resize_images(cropped, [height, width],
+                                               tf.compat.v1.image.ResizeMethod.BILINEAR)
+    resized = tf.ensure_shape(resized, [height, width, image.shape[-1]])
+    brightness_seed, saturation_seed = common.split_seed(seeds[4], 2)
+    draws = {
+        "flip": tf.random.stateless_uniform([], seeds[2], 0.0, 1.0) < 0.5,
+        "brightness": tf.random.stateless_uniform([], brightness_seed, -BRIGHTNESS_MAX_DELTA,
+                                                  BRIGHTNESS_MAX_DELTA),
+        "saturation": tf.random.stateless_uniform([], saturation_seed, *SATURATION_RANGE),
+    }
+    return resized, draws
+
+
+def adjust_saturation_batch(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
+    """`tf.image.adjust_saturation` of each RGB image of [B, H, W, 3] by its own factor.
+
+    HSV with only S scaled (and capped at 1) keeps each pixel's maximum V and
+    moves every channel towards it in proportion: `c' = V - f' (V - c)`, with
+    `f' = min(f, 1 / S)` and `S = (V - min) / V`; the op takes S = 0 where
+    V <= 0 (after a brightness shift), which makes the pixel grey at V. Equal
+    to the HSV op up to float rounding.
+    """
+    value = tf.reduce_max(images, -1, keepdims=True)
+    spread = value - tf.reduce_min(images, -1, keepdims=True)
+    factor = tf.reshape(factors, [-1, 1, 1, 1])
+    # f' = min(f, V / spread); with no spread the pixel is grey and stays.
+    capped = tf.where(value > 0, tf.minimum(factor, value / tf.maximum(spread, 1e-12)), 0.0)
+    return value - capped * (value - images)
+
+
+def finish_train_batch(images: tf.Tensor, draws: dict, use_grayscale: bool = False) -> tf.Tensor:
+    """The per-batch half of fast-mode training (see `train_crop_and_draws`).
+
+    Args:
+      images: float32 [B, H, W, 3] in [0, 1], cropped and resized.
+      draws: each image's draws, stacked ([B] each).
+      use_grayscale: one channel after the colour distortion.
+
+    Returns:
+      [B, H, W, C] float32 in [-1, 1].
+    """
+    flip = tf.reshape(draws["flip"], [-1, 1, 1, 1])
+    images = tf.where(flip, tf.reverse(images, [2]), images)
+    images = images + tf.reshape(draws["brightness"], [-1, 1, 1, 1])
+    if images.shape[-1] != 1:
+        images = adjust_saturation_batch(images, draws["saturation"])
+    images = tf.clip_by_value(images, 0.0, 1.0)
+    if use_grayscale:
+        images = common.to_grayscale(images)
+    return (images - 0.5) * 2.0

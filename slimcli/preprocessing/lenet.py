@@ -22,6 +22,12 @@ def output_range(use_grayscale: bool = False) -> tuple[float, float]:
     return -1.0, (255.0 - SCALE) / SCALE
 
 
+def pixel_range(use_grayscale: bool) -> tuple[float, float]:
+    """(scale, offset): the output is `scale * pixel + offset` for pixels in [0, 1]."""
+    del use_grayscale
+    return 255.0 / SCALE, -1.0
+
+
 def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                      is_training: bool = False, use_grayscale: bool = False,
                      seed: common.SeedLike = None) -> tf.Tensor:

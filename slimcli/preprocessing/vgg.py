@@ -10,6 +10,9 @@ Used by the VGG and ResNet (v1 and v2) checkpoints of the TF-Slim model zoo
   crop, subtract the RGB means. This matches the original bit for bit: the new
   size is `rint(side * scale)` in float32 and the resize is TF1 bilinear.
 
+`working_side` says what shorter side an image needs (512 in training, 256 in
+evaluation), for images decoded smaller than they are stored.
+
 Deviations from the original, both where it failed: with `use_grayscale` the
 mean of the three channel means weighted as in `rgb_to_grayscale` is
 subtracted (the original raised), and one-channel inputs work.
@@ -154,6 +157,19 @@ def preprocess_for_eval(image: tf.Tensor, output_height: int, output_width: int,
     if use_grayscale:
         image = common.to_grayscale(image)
     return mean_image_subtraction(image)
+
+
+def pixel_range(use_grayscale: bool) -> tuple[float, tuple[float, ...]]:
+    """(scale, offset per channel): the output is `scale * pixel + offset` for pixels in
+    [0, 1]."""
+    return 255.0, tuple(-m for m in ((GRAY_MEAN,) if use_grayscale else RGB_MEANS))
+
+
+def working_side(output_size: int, is_training: bool) -> int:
+    """The shorter side (pixels) an image needs: training resizes it to up to
+    `RESIZE_SIDE_MAX`, evaluation to `RESIZE_SIDE_MIN`, whatever the output size."""
+    del output_size
+    return RESIZE_SIDE_MAX if is_training else RESIZE_SIDE_MIN
 
 
 def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from slimcli.errors import SlimError
 from slimcli.slim import checkpoints, summaries
+from slimcli.slim.time_budget import TrainClock, spent_seconds
 from slimcli.slim.train_dir import TrainDirLock, dir_error
 
 __all__ = ["TrainingDiverged", "CheckpointSaver", "Progress", "train", "host_values",
@@ -302,7 +303,8 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
           startup_delay_steps: int = 0, is_chief: bool = True, task: int = 0,
           images_per_step: int | None = None, summary_fn: Callable | None = None,
           strategy: Any = None, progress_bar: bool | None = None,
-          final_fn: Callable[[int], None] | None = None) -> int:
+          final_fn: Callable[[int], None] | None = None, max_train_seconds: float | None = None,
+          run_fraction: tf.Variable | None = None, started: float | None = None) -> int:
     """Runs `train_step()` until `number_of_steps` (or forever), TF-Slim style.
 
     The chief holds the writer lock of `logdir` (see `slim.train_dir`) and
@@ -335,6 +337,15 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
       progress_bar: force the tqdm bar on or off (default: on a terminal).
       final_fn: `fn(step)` run once `number_of_steps` is reached, before the
         final checkpoint (e.g. recomputing batch-norm statistics).
+      max_train_seconds: also stop, after the step under way, once the run has
+        spent this many seconds (earlier runs of `logdir` included: each
+        checkpoint records `train_seconds`; see `slim.time_budget`). A run
+        that resumes nothing makes one step at least.
+      run_fraction: a float variable set before each step to the fraction of
+        the run done (of the steps or of the seconds, whichever is further),
+        for a learning-rate schedule laid over the run.
+      started: `time.monotonic()` when the run began (default: now), so that
+        what came before the loop counts towards `max_train_seconds`.
 
     Returns:
       The final global step.
@@ -349,23 +360,37 @@ def train(train_step: Callable[[], Mapping[str, Any]], logdir: str, *,
             _remove_leftovers(logdir)
         else:
             tf.io.gfile.makedirs(logdir)
+        clock = TrainClock(max_seconds=max_train_seconds, max_steps=number_of_steps,
+                           started=time.monotonic() if started is None else started)
         return _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
                       log_every_n_steps, save_summaries_secs, save_interval_secs,
                       save_interval_steps, init_fn, max_to_keep, keep_checkpoint_every_n_hours,
                       startup_delay_steps, is_chief, task, images_per_step, summary_fn,
-                      strategy, progress_bar, final_fn)
+                      strategy, progress_bar, final_fn, clock, run_fraction)
+
+
+def _nothing_to_do(step: int, clock: TrainClock, resumed: bool) -> bool:
+    if clock.max_steps is not None and step >= clock.max_steps:
+        log.info("Global step %d already reached --max_number_of_steps=%d; nothing to do.",
+                 step, clock.max_steps)
+        return True
+    if resumed and clock.out_of_time():
+        log.info("The run already spent %.0f s of --max_train_seconds=%g (global step %d); "
+                 "nothing to do.", clock.seconds(), clock.max_seconds, step)
+        return True
+    return False
 
 
 def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
            log_every_n_steps, save_summaries_secs, save_interval_secs, save_interval_steps,
            init_fn, max_to_keep, keep_checkpoint_every_n_hours, startup_delay_steps, is_chief,
-           task, images_per_step, summary_fn, strategy, progress_bar, final_fn) -> int:
+           task, images_per_step, summary_fn, strategy, progress_bar, final_fn, clock,
+           run_fraction) -> int:
     """The loop of `train`, run with the lock held (chief)."""
-    _restore_or_init(logdir, variables_to_save, init_fn, is_chief)
+    resumed = _restore_or_init(logdir, variables_to_save, init_fn, is_chief)
+    clock.spent_before = spent_seconds(resumed)
     step = int(host_values({"s": global_step}, strategy)["s"])
-    if number_of_steps is not None and step >= number_of_steps:
-        log.info("Global step %d already reached --max_number_of_steps=%d; nothing to do.",
-                 step, number_of_steps)
+    if _nothing_to_do(step, clock, resumed is not None):
         return step
     _wait_for_chief(logdir, startup_delay_steps * task, is_chief)
     saver = CheckpointSaver(logdir, variables_to_save, max_to_keep, keep_checkpoint_every_n_hours,
@@ -375,8 +400,12 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
     last_save = last_summary = time.time()
     metrics: dict[str, float] = {}
     pending: tuple[int, dict] | None = None  # a due checkpoint, written once shown good
+    must_step = resumed is None  # a fresh run steps once at least: it leaves a checkpoint
     try:
-        while number_of_steps is None or step < number_of_steps:
+        while not clock.done(step, time_counts=not must_step):
+            must_step = False
+            if run_fraction is not None:
+                run_fraction.assign(clock.fraction(step))
             metrics = {k: float(v) for k, v in train_step().items()}
             step += 1
             _check_finite(metrics["total_loss"], step, logdir, is_chief)
@@ -392,10 +421,14 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
             due = (save_interval_secs and now - last_save >= save_interval_secs) or \
                 (save_interval_steps and step % save_interval_steps == 0)
             if saver is not None and due and step != number_of_steps:
-                pending = (step, saver.snapshot())
+                pending = (step, {**saver.snapshot(), **clock.record()})
                 last_save = time.time()
     finally:
         progress.close()
+    if clock.out_of_time():
+        log.info("Out of time: %.1f s spent of --max_train_seconds=%g; stopping at global step "
+                 "%d, loss = %.4f", clock.seconds(), clock.max_seconds, step,
+                 metrics.get("total_loss", float("nan")))
     if final_fn is not None:
         final_fn(step)
     final = None
@@ -405,7 +438,7 @@ def _train(train_step, logdir, variables_to_save, global_step, number_of_steps,
     if writer is not None:
         _write_summaries(writer, step, metrics, summary_fn)
     if saver is not None:
-        saver.save(step, final)
+        saver.save(step, {**final, **clock.record()})
     return step
 
 
