@@ -84,8 +84,8 @@ def resize_bilinear_v1(image: tf.Tensor, size) -> tf.Tensor:
     preprocessing used it, and checkpoints were trained on its output.
     The result is float32 whatever the input dtype.
     """
-    resized = tf.compat.v1.image.resize_bilinear(
-        image[tf.newaxis], size, align_corners=False, half_pixel_centers=False)
+    resized = tf.raw_ops.ResizeBilinear(  # the op itself: the v1 wrapper logs a deprecation
+        images=image[tf.newaxis], size=size, align_corners=False, half_pixel_centers=False)
     return resized[0]
 
 
