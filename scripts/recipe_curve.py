@@ -9,7 +9,8 @@ exponential decay, batch-norm decay 0.99, every photo decoded whole each epoch),
 size and time budget. Each run converts, trains and evaluates within its minutes, one after
 the other (never two at once). The figures (accuracy, minutes taken, the host's load average
 before and after, the settings) go to `--json`, the plot to `--png` (drawn with Pillow).
-`--plot_only` redraws the plot from the JSON. On a shared host the load lowers every figure:
+Runs already in the JSON are kept unless run again (same settings and minutes), so the curve
+can be measured in parts. `--plot_only` redraws the plot from the JSON. On a shared host the load lowers every figure:
 compare only runs of one invocation.
 """
 
@@ -31,9 +32,9 @@ TODAY_FLAGS = ("--optimizer=adam --learning_rate=0.001 --opt_epsilon=1.0 "
                "--warmup_epochs=0 --label_smoothing=0 --weight_decay=0.00004 "
                "--batch_norm_decay=0.99 --recompute_batch_norm_stats=0 --moving_average_decay=0 "
                "--randaugment= --mixup_alpha=0 --cutmix_alpha=0 --random_erasing=0 "
-               "--decode_side=full --decoded_cache_mb=0 --batch_size=32")
-SETTINGS = {"recipe": {}, "today": {"EXTRA_TRAIN_FLAGS": TODAY_FLAGS,
-                                    "MODEL": "mobilenet_v1_025", "IMAGE_SIZE": "128"}}
+               "--decode_side=full --decoded_cache_mb=0 --batch_size=32 --min_crop_area=0.05")
+SETTINGS = {"recipe": {}, "today": {"EXTRA_TRAIN_FLAGS": TODAY_FLAGS, "MODEL": "mobilenet_v1_025",
+                                    "IMAGE_SIZE": "128", "EVAL_IMAGE_SIZE": "128"}}
 ACCURACY = re.compile(r"^validation accuracy: ([0-9.]+)% of (\d+) photos, after ([0-9.]+) "
                       r"minutes", re.M)
 
@@ -53,6 +54,23 @@ def run_recipe(image_dir: str, work_dir: str, minutes: float, settings: str) -> 
             "load_before": load_before, "load_after": os.getloadavg()[0],
             "train_command": next((line for line in result.stdout.splitlines()
                                    if line.startswith("$ slim-train")), "")}
+
+
+def _host() -> str:
+    """The CPU model and its vector flags (the figures depend on them)."""
+    model, flags = "?", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = [x for x in value.split() if x.startswith(("avx", "amx"))]
+                    break
+    except OSError:
+        pass
+    return f"{model} ({' '.join(flags)})"
 
 
 def _scale(value: float, low: float, high: float, start: int, end: int) -> float:
@@ -114,16 +132,21 @@ def main() -> None:
         if not args.image_dir:
             parser.error("IMAGE_DIR is needed unless --plot_only")
         figures = []
+        if os.path.exists(args.json):  # earlier parts of the curve
+            with open(args.json) as f:
+                figures = json.load(f)["runs"]
         for minutes in (float(m) for m in args.minutes.split(",")):
             for settings in args.settings.split(","):
                 work = os.path.join(args.work_dir, f"{settings}-{minutes:g}")
                 subprocess.run(["rm", "-rf", work], check=True)
-                figures.append(run_recipe(args.image_dir, work, minutes, settings))
-                print(json.dumps(figures[-1]), flush=True)
-        with open(args.json, "w") as f:
-            json.dump({"host": os.uname().nodename, "cores": os.cpu_count(),
-                       "image_dir": os.path.abspath(args.image_dir), "runs": figures}, f,
-                      indent=1)
+                run = run_recipe(args.image_dir, work, minutes, settings)
+                figures = [f for f in figures
+                           if (f["settings"], f["minutes"]) != (settings, minutes)] + [run]
+                print(json.dumps(run), flush=True)
+                with open(args.json, "w") as f:
+                    json.dump({"host": _host(), "cores": os.cpu_count(),
+                               "image_dir": os.path.abspath(args.image_dir), "runs": figures},
+                              f, indent=1)
     draw(figures, args.png, args.title)
     print(f"wrote {args.png}")
 

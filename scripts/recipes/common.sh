@@ -9,6 +9,7 @@
 #   MIRROR           passed to slim-download --mirror (a local folder or base URL
 #                    holding the upstream archive names)
 #   IMAGE_SIZE       train/eval image size (default: the net's)
+#   EVAL_IMAGE_SIZE  eval image size, where it differs from IMAGE_SIZE
 #   BATCH_SIZE       training batch size (default: the original recipe's)
 # Commands come from the repository's .venv when it exists, else from PATH.
 set -euo pipefail
@@ -27,6 +28,7 @@ if [ -n "${IMAGE_SIZE:-}" ]; then
   SIZE_FLAGS_TRAIN=("--train_image_size=$IMAGE_SIZE")
   SIZE_FLAGS_EVAL=("--eval_image_size=$IMAGE_SIZE")
 fi
+if [ -n "${EVAL_IMAGE_SIZE:-}" ]; then SIZE_FLAGS_EVAL=("--eval_image_size=$EVAL_IMAGE_SIZE"); fi
 
 # run COMMAND ARGS...: prints the command as a user would type it, then runs the slimcli
 # command of that name.

@@ -14,7 +14,8 @@
 #      cosine schedule laid over the time left, label smoothing, batch-norm statistics
 #      recomputed at the end;
 #   3. slim-eval evaluates the final checkpoint on the held-out photos.
-# Environment (optional): MODEL and IMAGE_SIZE (the net and its input size), BATCH_SIZE,
+# Environment (optional): MODEL and IMAGE_SIZE (the net and its input size), EVAL_IMAGE_SIZE
+# (default: 5/4 of IMAGE_SIZE), BATCH_SIZE,
 # LEARNING_RATE, RESERVE_SECONDS (kept for slim-train's start and end and for slim-eval),
 # EXTRA_TRAIN_FLAGS (more slim-train flags, after the recipe's: the last of a flag wins).
 set -euo pipefail
@@ -28,6 +29,9 @@ MINUTES=${3:-10}
 START_NS=$(date +%s%N)
 MODEL=${MODEL:-mobilenet_v1_025}
 IMAGE_SIZE=${IMAGE_SIZE:-128}
+# Evaluated at 5/4 of the training size: the training crops (a quarter of the photo or more,
+# stretched to IMAGE_SIZE) show things larger than the evaluation's central crop does.
+EVAL_IMAGE_SIZE=${EVAL_IMAGE_SIZE:-$((IMAGE_SIZE * 5 / 4))}
 source "$(dirname "$0")/common.sh"
 DATASET_NAME=folder
 DATASET_DIR=$WORK_DIR/data
@@ -43,14 +47,15 @@ read -r -a EXTRA <<<"${EXTRA_TRAIN_FLAGS:-}"
 run slim-download --dataset_name=folder "--image_dir=$IMAGE_DIR" "--dataset_dir=$DATASET_DIR"
 
 # What is left of the minutes, less what slim-train's start and end and slim-eval take.
-TRAIN_SECONDS=$(awk -v m="$MINUTES" -v e="$(elapsed_seconds)" -v r="${RESERVE_SECONDS:-40}" \
+TRAIN_SECONDS=$(awk -v m="$MINUTES" -v e="$(elapsed_seconds)" -v r="${RESERVE_SECONDS:-30}" \
   'BEGIN { s = m * 60 - e - r; if (s < 10) s = 10; printf "%d", s }')
 run slim-train "--model_name=$MODEL" "--dataset_name=$DATASET_NAME" \
   "--dataset_dir=$DATASET_DIR" --dataset_split_name=train "--train_dir=$TRAIN_DIR" \
   "--train_image_size=$IMAGE_SIZE" "--batch_size=${BATCH_SIZE:-32}" \
   "--max_train_seconds=$TRAIN_SECONDS" --optimizer=momentum --momentum=0.9 \
-  "--learning_rate=${LEARNING_RATE:-0.05}" --learning_rate_decay_type=cosine \
-  --end_learning_rate=0 --warmup_epochs=1 --label_smoothing=0.1 --weight_decay=0.00004 \
+  "--learning_rate=${LEARNING_RATE:-0.1}" --learning_rate_decay_type=cosine \
+  --end_learning_rate=0 --warmup_epochs=1 --label_smoothing=0.1 --weight_decay=0.0001 \
+  --min_crop_area=0.25 \
   --batch_norm_decay=0.99 --recompute_batch_norm_stats=20 --decode_side=auto \
   --save_interval_secs=600 --save_summaries_secs=600 --log_every_n_steps=100 "${EXTRA[@]}"
 evaluate "$TRAIN_DIR"
