@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
+# --no-loadscope-reorder: files go to the workers in the order of tests/conftest.py (the
+# longest first), not by their number of tests.
+exec .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

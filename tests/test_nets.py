@@ -49,7 +49,7 @@ class EvalNet:
 
 @functools.lru_cache(maxsize=1)  # the tests of a net run together (module-scoped parameter)
 def _eval_net(name: str) -> EvalNet:
-    fn, ref = _network_fn(name)
+    fn, ref = _network_fn(name, weight_decay=1e-4)  # penalties for the training step
     size = ref["image_size"]
     fn(tf.zeros([1, size, size, 3]))  # creates the variables eagerly: far cheaper than in a trace
     seen = {}
@@ -124,43 +124,62 @@ def test_outputs_match_reference(name):
         assert abs(value.mean() - stats["mean"]) <= 1e-4 * max(abs(stats["max"]), 1e-3), key
 
 
+# The training step of these nets runs on 96x96 images (their shapes are checked above at the
+# net's own size): they pool globally, so their variables do not depend on the image size. The
+# others' do (fully connected layers, auxiliary heads sized to their input): their own size.
+SMALL_STEP_NETS = ("resnet_", "mobilenet_", "inception_v2")
+SMALL_STEP_SIZE = 96
+# NASNet and PNASNet have an auxiliary head in training only: the evaluation net lacks its
+# variables, so their step builds a training net of its own.
+TRAINING_ONLY_VARIABLES = ("nasnet_", "pnasnet_")
+
+
 @pytest.mark.parametrize("name", NET_NAMES, scope="module")
 def test_training_step(name):
-    """One eager training step (graph-mode training runs in the slim-train tests): finite
-    gradients for every trainable variable; batch-norm statistics move in training only."""
-    fn, ref = _network_fn(name, is_training=True)
-    fn.weight_decay = 1e-4
-    size = ref["image_size"]
+    """One eager training step of the evaluation net, called in training mode (graph-mode
+    training runs in the slim-train tests): finite gradients for every trainable variable;
+    batch-norm statistics move in training only. The statistics are put back afterwards."""
+    if name.startswith(TRAINING_ONLY_VARIABLES):
+        fn, ref = _network_fn(name, is_training=True, weight_decay=1e-4)
+        fn(tf.zeros([1, ref["image_size"], ref["image_size"], 3]))  # builds every variable
+    else:
+        net = _eval_net(name)
+        fn, ref = net.fn, net.ref
+    size = SMALL_STEP_SIZE if name.startswith(SMALL_STEP_NETS) else ref["image_size"]
     num_classes = ref["num_classes"]
     images = tf.random.stateless_uniform([2, size, size, 3], seed=[1, 2], minval=-1, maxval=1)
     labels = tf.one_hot([1, 3], num_classes)
 
     def step(x, y):
         with tf.GradientTape() as tape, slim.losses.collect():
-            logits, end_points = fn(x)
+            logits, end_points = fn(x, is_training=True)
             slim.losses.softmax_cross_entropy(tf.reshape(logits, [2, -1]), y)
             if "AuxLogits" in end_points:
                 slim.losses.softmax_cross_entropy(tf.reshape(end_points["AuxLogits"], [2, -1]),
                                                   y, weights=0.4)
+            regularization = slim.losses.get_regularization_losses()
             total = slim.losses.get_total_loss()
-        return total, tape.gradient(total, fn.trainable_variables)
+        return total, regularization, tape.gradient(total, fn.trainable_variables)
 
-    fn(images)  # builds it, in training mode, eagerly
     moving = {n: v for n, v in fn.variables_dict().items() if "moving_" in n}
     before = {n: v.numpy() for n, v in moving.items()}
-    fn(images, is_training=False)
-    assert all(np.array_equal(before[n], v.numpy()) for n, v in moving.items()), \
-        "an evaluation call changed batch-norm statistics"
-    total, grads = step(images, labels)
-    assert np.isfinite(total.numpy())
+    try:
+        fn(images, is_training=False)
+        assert all(np.array_equal(before[n], v.numpy()) for n, v in moving.items()), \
+            "an evaluation call changed batch-norm statistics"
+        total, regularization, grads = step(images, labels)
+        if moving:
+            changed = [n for n, v in moving.items() if not np.array_equal(before[n], v.numpy())]
+            assert changed, "a training call left every batch-norm statistic unchanged"
+    finally:  # the evaluation net is shared: as it was
+        for n, v in moving.items():
+            v.assign(before[n])
+    assert np.isfinite(total.numpy()) and regularization, "no weight-decay term"
     names = [fn.store.name_of(v) for v in fn.trainable_variables]
     no_grad = [n for n, g in zip(names, grads) if g is None]
     assert no_grad == [], "variables without a gradient"
     bad = [n for n, g in zip(names, grads) if not np.all(np.isfinite(tf.convert_to_tensor(g)))]
     assert bad == [], "non-finite gradients"
-    if moving:
-        changed = [n for n, v in moving.items() if not np.array_equal(before[n], v.numpy())]
-        assert changed, "a training call left every batch-norm statistic unchanged"
 
 
 @pytest.mark.parametrize("name", GENUINE_NAMES)
