@@ -65,8 +65,8 @@ def write_labels(path: str, num_classes: int) -> str:
 
 
 def run_frozen(graph_def: tf.compat.v1.GraphDef, output: str, images: np.ndarray) -> np.ndarray:
-    """Runs a frozen GraphDef with only `input` fed."""
-    return graph_runner(graph_def, "input", output)(images)
+    """Runs a frozen GraphDef with only `input` fed, once: without Grappler's rewrites."""
+    return graph_runner(graph_def, "input", output, optimize=False)(images)
 
 
 def parse_top_k(stdout: str) -> list[tuple[str, int, float]]:
