@@ -156,10 +156,15 @@ class Preprocessing:
 
     @property
     def output_range(self) -> tuple[float, float] | None:
-        """The fixed range of every output value (a quantized net's input range); None
-        where there is none (cifarnet's per-image standardization)."""
-        range_fn = getattr(PREPROCESSING.get(self.name).module, "output_range", None)
-        return None if range_fn is None else range_fn(self.use_grayscale)
+        """(min, max): the fixed range of every output value over all channels (a quantized
+        net's input range), from `pixel_range`; None where there is none (cifarnet's
+        per-image standardization)."""
+        pixel = self.pixel_range()
+        if pixel is None:
+            return None
+        scale, offset = pixel
+        offsets = offset if isinstance(offset, tuple) else (offset,)
+        return float(min(offsets)), float(scale + max(offsets))
 
     def batched(self) -> Optional[Callable[..., tf.Tensor]]:
         """`fn(images [B, H, W, C], output_height, output_width, seed=)` over a batch

@@ -221,12 +221,6 @@ def preprocess_for_eval(image: tf.Tensor, height: int, width: int,
     return (image - 0.5) * 2.0
 
 
-def output_range(use_grayscale: bool = False) -> tuple[float, float]:
-    """The range every output value lies in (a quantized net's fixed input range)."""
-    del use_grayscale
-    return -1.0, 1.0
-
-
 def preprocess_image(image: tf.Tensor, output_height: int, output_width: int,
                      is_training: bool = False, bbox: Optional[tf.Tensor] = None,
                      fast_mode: bool = True, add_image_summaries: bool = True,

@@ -16,12 +16,6 @@ from slimcli.preprocessing import common
 SCALE = 128.0
 
 
-def output_range(use_grayscale: bool = False) -> tuple[float, float]:
-    """The range every output value lies in (a quantized net's fixed input range)."""
-    del use_grayscale
-    return -1.0, (255.0 - SCALE) / SCALE
-
-
 def pixel_range(use_grayscale: bool) -> tuple[float, float]:
     """(scale, offset): the output is `scale * pixel + offset` for pixels in [0, 1]."""
     del use_grayscale

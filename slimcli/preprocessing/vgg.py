@@ -40,12 +40,6 @@ RESIZE_SIDE_MIN = 256
 RESIZE_SIDE_MAX = 512
 
 
-def output_range(use_grayscale: bool = False) -> tuple[float, float]:
-    """The range every output value lies in (a quantized net's fixed input range)."""
-    means = (GRAY_MEAN,) if use_grayscale else RGB_MEANS
-    return -max(means), 255.0 - min(means)
-
-
 def smallest_size_at_least(height, width, smallest_side) -> tuple[tf.Tensor, tf.Tensor]:
     """New (height, width) whose smaller side is `smallest_side`, aspect kept.
 
