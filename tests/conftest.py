@@ -25,7 +25,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 # The files that take longest (wall seconds on 2 cores, measured with --durations=0): they
 # go to the workers first (scripts/test.sh passes --no-loadscope-reorder, so xdist keeps this
-# order instead of sorting files by their number of tests), so that neither worker is left
+# order instead of sorting files by their number of tests), so that no worker is left
 # alone with a long file at the end. The other files keep their (random) order, and every
 # file the order of its tests.
 LONG_FILES = ("test_nets.py", "test_export_registry.py", "test_recipes.py",
